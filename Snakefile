@@ -1,0 +1,20 @@
+# 3D instance pseudo-labels from indoor RGB-D scans. See README.md and ../shared/DESIGN.md.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+configfile: "config.yaml"
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+include: "workflow/rules/common.smk"
+
+wildcard_constraints:
+    scene=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
+
+include: "workflow/rules/scenes.smk"
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

@@ -1,0 +1,38 @@
+# Helpers shared by all rule files (scene table, config slices); wildcard constraints are in the Snakefile.
+import os
+from pathlib import Path
+
+RESULTS = config["results_dir"]
+
+
+def scene_table():
+    """Scenes to process: the user's `scenes:` mapping, or the built-in demo scenes."""
+    return config.get("scenes") or config["demo_scenes"]
+
+
+SCENES = scene_table()
+
+
+def is_synthetic(scene):
+    return isinstance(SCENES[scene], dict) and "synthetic" in SCENES[scene]
+
+
+def scene_dir(scene):
+    """Folder holding the scene in ScanNet layout (generated for synthetic scenes)."""
+    if is_synthetic(scene):
+        return f"{RESULTS}/synthetic/{scene}"
+    path = SCENES[scene] if isinstance(SCENES[scene], str) else SCENES[scene]["path"]
+    return os.path.expanduser(str(path))
+
+
+def stage_config(stage):
+    """The config section a stage receives via params (editing it reruns that stage and its descendants)."""
+    return config.get(stage, {})
+
+
+def synth_spec(scene):
+    return {**config["synth"], **SCENES[scene]["synthetic"]}
+
+
+def all_outputs():
+    return expand(f"{RESULTS}/{{scene}}/scene.h5", scene=sorted(SCENES))
