@@ -1,0 +1,201 @@
+"""`python -m pipeline evaluate SCENE_H5 PRED_H5 [--out metrics.json]`: score masks against GT.
+
+PRED_H5 is any mask-producing artifact (ncut, lifted, boxes, pseudo_labels, ...) holding
+``point_instance`` (N,) int (-1 = none), optionally ``instance_score`` (K,) indexed by instance id
+(default score 1) and ``point_box`` (N,) int (box index per point, -1 background) for the
+overlap-region accuracy of box supervision.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from pipeline.artifacts import FORMAT_VERSIONS, read_artifact
+from pipeline.errors import ArtifactError
+from pipeline.evaluate import (
+    DEFAULT_IGNORE_LABELS,
+    MIN_REGION_SIZE,
+    SCANNET_IOU_THRESHOLDS,
+    gt_box_per_point,
+    instance_ap_from_labels,
+    overlap_assignment_accuracy,
+    overlap_region_mask,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Predictions:
+    stage: str
+    point_instance: np.ndarray  # (N,) int
+    instance_score: np.ndarray | None  # (K,) float, indexed by instance id
+    point_box: np.ndarray | None  # (N,) int
+
+
+def _read_integer_points(handle: h5py.File, path: Path, name: str, n_points: int) -> np.ndarray:
+    values = handle[name][()]
+    if values.ndim != 1 or values.dtype.kind not in "iu":
+        raise ArtifactError(path, f"dataset {name!r} must be a 1-D integer array, got {values.dtype} {values.shape}")
+    if len(values) != n_points:
+        raise ArtifactError(path, f"dataset {name!r} has {len(values)} points, the scene has {n_points}")
+    return values.astype(np.int64)
+
+
+def read_predictions(path: str | os.PathLike, n_points: int) -> Predictions:
+    """Read the mask datasets of any pipeline artifact, whatever its stage."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(path, "missing prediction artifact")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as exc:
+        raise ArtifactError(path, f"not a readable HDF5 file ({exc})") from None
+    with handle:
+        stage = handle.attrs.get("stage")
+        if stage is None:
+            raise ArtifactError(path, "has no 'stage' attribute; not a pipeline artifact")
+        stage = stage.decode() if isinstance(stage, bytes) else str(stage)
+        if stage in FORMAT_VERSIONS and int(handle.attrs.get("format_version", -1)) != FORMAT_VERSIONS[stage]:
+            raise ArtifactError(
+                path, f"has {stage} format version {handle.attrs.get('format_version')}, this package reads "
+                f"version {FORMAT_VERSIONS[stage]}; rerun the '{stage}' stage"
+            )
+        if "point_instance" not in handle:
+            raise ArtifactError(path, f"{stage} artifact has no dataset 'point_instance' (has: {sorted(handle)})")
+        point_instance = _read_integer_points(handle, path, "point_instance", n_points)
+        instance_score = None
+        if "instance_score" in handle:
+            instance_score = np.asarray(handle["instance_score"][()], np.float64).ravel()
+            largest_id = int(point_instance.max(initial=-1))
+            if largest_id >= len(instance_score):
+                raise ArtifactError(
+                    path,
+                    f"'instance_score' has {len(instance_score)} entries but 'point_instance' uses id {largest_id}",
+                )
+            if not np.all(np.isfinite(instance_score[point_instance[point_instance >= 0]])):
+                raise ArtifactError(path, "'instance_score' has non-finite scores for used ids")
+        point_box = _read_integer_points(handle, path, "point_box", n_points) if "point_box" in handle else None
+    return Predictions(stage, point_instance, instance_score, point_box)
+
+
+def _overlap_metrics(scene, predictions: Predictions, scene_path: Path) -> dict | None:
+    if predictions.point_box is None:
+        return None
+    if not all(name in scene for name in ("boxes/min", "boxes/max", "boxes/instance")):
+        log.warning("%s: predictions have 'point_box' but the scene has no boxes; overlap accuracy skipped", scene_path)
+        return None
+    overlap = overlap_region_mask(scene["vertices"], scene["boxes/min"], scene["boxes/max"])
+    gt_box = gt_box_per_point(scene["gt/instance"], scene["boxes/instance"])
+    return overlap_assignment_accuracy(predictions.point_box, gt_box, overlap).to_dict()
+
+
+def _write_json_atomically(data: dict, out_path: Path) -> None:
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2, allow_nan=False)
+            handle.write("\n")
+        os.replace(tmp_name, out_path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def run_evaluate(
+    scene_path: str | os.PathLike,
+    pred_path: str | os.PathLike,
+    out_path: str | os.PathLike | None = None,
+    *,
+    min_region_size: int = MIN_REGION_SIZE,
+    ignore_labels: tuple[str, ...] | list[str] = DEFAULT_IGNORE_LABELS,
+) -> dict:
+    """Metrics (JSON-ready dict) of PRED_H5's masks against SCENE_H5's ground truth; optionally written."""
+    scene_path, pred_path = Path(scene_path), Path(pred_path)
+    scene = read_artifact(scene_path, "scene", required=["vertices"])
+    if "gt/instance" not in scene or "gt/instance_label" not in scene:
+        raise ArtifactError(
+            scene_path, "has no ground truth ('gt/instance', 'gt/instance_label'); nothing to evaluate against"
+        )
+    gt_instance = np.asarray(scene["gt/instance"]).astype(np.int64)
+    predictions = read_predictions(pred_path, len(gt_instance))
+    try:
+        result = instance_ap_from_labels(
+            gt_instance, scene["gt/instance_label"], predictions.point_instance, predictions.instance_score,
+            ignore_labels=ignore_labels, min_region_size=min_region_size,
+        )
+    except ValueError as exc:  # inconsistent GT inside scene.h5
+        raise ArtifactError(scene_path, str(exc)) from None
+    metrics = {
+        "scene": scene.attrs.get("scene_name"),
+        "scene_h5": str(scene_path),
+        "pred_h5": str(pred_path),
+        "pred_stage": predictions.stage,
+        "params": {
+            "min_region_size": min_region_size,
+            "ignore_labels": list(ignore_labels),
+            "iou_thresholds": list(SCANNET_IOU_THRESHOLDS),
+        },
+        **result.to_dict(),
+        "overlap": _overlap_metrics(scene, predictions, scene_path),
+    }
+    if out_path is not None:
+        _write_json_atomically(metrics, Path(out_path))
+    return metrics
+
+
+def _format(value: float | None) -> str:
+    return "  n/a" if value is None else f"{value:.3f}"
+
+
+def _handle(args) -> int:
+    metrics = run_evaluate(
+        args.scene_h5, args.pred_h5, args.out,
+        min_region_size=args.min_region_size, ignore_labels=tuple(args.ignore_labels),
+    )
+    print(
+        f"{metrics['scene']} ({metrics['pred_stage']}): AP {_format(metrics['ap'])}  AP50 {_format(metrics['ap50'])}  "
+        f"AP25 {_format(metrics['ap25'])}  ({metrics['n_gt']} GT, {metrics['n_pred']} predictions)"
+    )
+    if metrics["overlap"] is not None:
+        overlap = metrics["overlap"]
+        print(
+            f"overlap regions: point accuracy {_format(overlap['point_accuracy'])}  mean per-box accuracy "
+            f"{_format(overlap['mean_instance_accuracy'])}  "
+            f"({overlap['n_points']} points, {overlap['n_instances']} boxes)"
+        )
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="class-agnostic instance AP (ScanNet rules) of an artifact's masks against scene.h5 ground truth",
+        description="Score the per-point instances ('point_instance', optional 'instance_score') of any "
+        "mask-producing artifact against the ground truth in scene.h5: AP (IoU 0.50:0.90, as the ScanNet "
+        "benchmark script), AP50, AP25; and, when the artifact has 'point_box' and the scene has boxes, "
+        "the accuracy on points inside two or more boxes.",
+    )
+    parser.add_argument("scene_h5", help="scene.h5 with ground truth (gt/instance, gt/instance_label)")
+    parser.add_argument("pred_h5", help="artifact with point_instance (N,) [instance_score (K,)] [point_box (N,)]")
+    parser.add_argument("--out", help="write the metrics as JSON here")
+    parser.add_argument(
+        "--min-region-size", type=int, default=MIN_REGION_SIZE,
+        help="GT instances (and predictions) with fewer points are ignored (default: %(default)s, the benchmark's)",
+    )
+    parser.add_argument(
+        "--ignore-labels", nargs="*", default=list(DEFAULT_IGNORE_LABELS), metavar="LABEL",
+        help="GT labels that are not instances; their points count as void (default: %(default)s)",
+    )
+    parser.set_defaults(func=_handle)
