@@ -13,6 +13,7 @@ wildcard_constraints:
     scene=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
 
 include: "workflow/rules/scenes.smk"
+include: "workflow/rules/superpoints.smk"
 
 rule all:
     input:

@@ -37,7 +37,7 @@ import numpy as np
 
 DEFAULT_K_THRESH = 0.01
 DEFAULT_SEG_MIN_VERTS = 20
-DEFAULT_KNN = 12
+DEFAULT_KNN = 10
 
 _INSERTION_THRESHOLD = 16  # libstdc++'s _S_threshold: ranges this small are left to insertion sort
 
@@ -95,8 +95,7 @@ def segmentator_vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.nd
 
 def mesh_edges(faces: np.ndarray) -> np.ndarray:
     """(3F, 2) int32 directed edges, per face (v1,v2), (v1,v3), (v3,v2); shared edges repeat."""
-    faces = np.asarray(faces)
-    return np.ascontiguousarray(faces[:, [0, 1, 0, 2, 2, 1]].reshape(-1, 2), dtype=np.int32)
+    return np.ascontiguousarray(np.asarray(faces, np.int32)[:, [0, 1, 0, 2, 2, 1]].reshape(-1, 2))
 
 
 def knn_edges(points: np.ndarray, k: int = DEFAULT_KNN) -> np.ndarray:
@@ -121,7 +120,7 @@ def knn_edges(points: np.ndarray, k: int = DEFAULT_KNN) -> np.ndarray:
     return np.stack([keys // n, keys % n], axis=1).astype(np.int32)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")  # x / 0 gives inf/NaN as in C++, not an exception
 def _normal_change_weights(points, normals, edges):
     weights = np.empty(edges.shape[0], np.float32)
     one = np.float32(1.0)
@@ -263,6 +262,8 @@ def _partition_around_front(keys, items, first, last):
 
 @numba.njit(cache=True)
 def _insert_backwards(keys, items, position, lower_bound):
+    # Shift larger elements right and drop this one after the last element not greater than it
+    # (strict comparison: equal keys keep their order).
     key, item = keys[position], items[position]
     j = position
     while j > lower_bound and key < keys[j - 1]:
@@ -304,11 +305,9 @@ def _introsort(keys, items):
             stack[top, 0], stack[top, 1], stack[top, 2] = cut, last, depth
             top += 1
             last = cut
-    # Final insertion sort: guarded over the first 16, then unguarded (the minimum is in front).
-    head = min(n, _INSERTION_THRESHOLD)
-    for i in range(1, head):
-        _insert_backwards(keys, items, i, 0)
-    for i in range(head, n):
+    # Final insertion sort over everything. libstdc++ splits it into a guarded head of 16 and an
+    # unguarded rest (the minimum is already in front); both place each element identically.
+    for i in range(1, n):
         _insert_backwards(keys, items, i, 0)
 
 
@@ -319,7 +318,7 @@ def sort_like_cpp(weights: np.ndarray) -> np.ndarray:
     and both merge passes depend on that order.
     """
     keys = np.array(weights, dtype=np.float32, copy=True)
-    order = np.arange(len(keys), dtype=np.int64)
+    order = np.arange(len(keys), dtype=np.int32 if len(keys) < 2**31 else np.int64)
     _introsort(keys, order)
     return order
 
@@ -357,23 +356,29 @@ def _join(parent, rank, size, a, b):
 
 @numba.njit(cache=True)
 def _felzenszwalb(n_vertices, edges, weights, order, k_thresh, seg_min_verts):
+    n_edges = order.shape[0]
+    # Gather the edges into sorted order once; both passes then read them sequentially.
+    source = np.empty(n_edges, np.int32)
+    target = np.empty(n_edges, np.int32)
+    weight = np.empty(n_edges, np.float32)
+    for i in range(n_edges):
+        e = order[i]
+        source[i], target[i], weight[i] = edges[e, 0], edges[e, 1], weights[e]
     parent = np.arange(n_vertices, dtype=np.int32)
     rank = np.zeros(n_vertices, np.int32)
     size = np.ones(n_vertices, np.int32)
     threshold = np.full(n_vertices, k_thresh, np.float32)
-    for i in range(order.shape[0]):
-        e = order[i]
-        a = _find(parent, edges[e, 0])
-        b = _find(parent, edges[e, 1])
+    for i in range(n_edges):
+        a = _find(parent, source[i])
+        b = _find(parent, target[i])
         if a != b:
-            w = weights[e]
+            w = weight[i]
             if w <= threshold[a] and w <= threshold[b]:
                 root = _join(parent, rank, size, a, b)
                 threshold[root] = w + k_thresh / np.float32(size[root])
-    for i in range(order.shape[0]):
-        e = order[i]
-        a = _find(parent, edges[e, 0])
-        b = _find(parent, edges[e, 1])
+    for i in range(n_edges):
+        a = _find(parent, source[i])
+        b = _find(parent, target[i])
         if a != b and (size[a] < seg_min_verts or size[b] < seg_min_verts):
             _join(parent, rank, size, a, b)
     roots = np.empty(n_vertices, np.int32)
@@ -400,7 +405,7 @@ def felzenszwalb_segments(
         int(n_vertices),
         np.ascontiguousarray(edges, np.int32).reshape(-1, 2),
         np.ascontiguousarray(weights, np.float32),
-        np.ascontiguousarray(order, np.int64),
+        np.ascontiguousarray(order),
         np.float32(k_thresh),
         int(seg_min_verts),
     )
@@ -411,7 +416,7 @@ def felzenszwalb_segments(
 # --------------------------------------------------------------------------------------------
 
 
-def _check_vertices(vertices: np.ndarray, source: str | None) -> np.ndarray:
+def check_vertices(vertices: np.ndarray, source: str | None) -> np.ndarray:
     from pipeline.errors import InputError
 
     vertices = np.asarray(vertices)
@@ -423,7 +428,7 @@ def _check_vertices(vertices: np.ndarray, source: str | None) -> np.ndarray:
     return np.ascontiguousarray(vertices, np.float32)
 
 
-def _check_faces(faces: np.ndarray | None, n_vertices: int, source: str | None) -> np.ndarray:
+def check_faces(faces: np.ndarray | None, n_vertices: int, source: str | None) -> np.ndarray:
     from pipeline.errors import InputError
 
     if faces is None or len(faces) == 0:
@@ -451,8 +456,8 @@ def segment_mesh(
 
     ``source`` names the input file in error messages.
     """
-    vertices = _check_vertices(vertices, source)
-    faces = _check_faces(faces, len(vertices), source)
+    vertices = check_vertices(vertices, source)
+    faces = check_faces(faces, len(vertices), source)
     normals = segmentator_vertex_normals(vertices, faces)
     edges = mesh_edges(faces)
     weights = edge_weights(vertices, normals, edges)
@@ -478,7 +483,7 @@ def segment_point_cloud(
     """
     from pipeline.geometry import point_cloud_normals
 
-    points = _check_vertices(points, source)
+    points = check_vertices(points, source)
     if normals is None:
         normals = point_cloud_normals(points, k=max(knn, 3))
     edges = knn_edges(points, knn)

@@ -25,6 +25,17 @@ def scene_dir(scene):
     return os.path.expanduser(str(path))
 
 
+def fused_mesh_if_needed(scene):
+    """A real scene with frames but neither a mesh nor points.ply gets a TSDF-fused mesh."""
+    if is_synthetic(scene):
+        return []
+    folder = Path(scene_dir(scene))
+    has_geometry = (folder / f"{folder.name}_vh_clean_2.ply").is_file() or (folder / "points.ply").is_file()
+    if has_geometry or not (folder / "depth").is_dir():
+        return []
+    return f"{RESULTS}/{scene}/fused_mesh.ply"
+
+
 def stage_config(stage):
     """The config section a stage receives via params (editing it reruns that stage and its descendants)."""
     return config.get(stage, {})
@@ -35,4 +46,4 @@ def synth_spec(scene):
 
 
 def all_outputs():
-    return expand(f"{RESULTS}/{{scene}}/scene.h5", scene=sorted(SCENES))
+    return expand(f"{RESULTS}/{{scene}}/superpoints.h5", scene=sorted(SCENES))

@@ -19,6 +19,7 @@ rule synth_scene:
 rule ingest:
     input:
         scene=lambda wc: scene_dir(wc.scene),
+        mesh=lambda wc: fused_mesh_if_needed(wc.scene),
     output:
         f"{RESULTS}/{{scene}}/scene.h5",
     params:

@@ -3,4 +3,9 @@ from pipeline.commands.ingest import run_ingest
 from pipeline.rulelog import rule_logging
 
 with rule_logging(snakemake.log[0], "ingest", snakemake.params.cfg, snakemake.input, snakemake.output):
-    run_ingest(snakemake.input.scene, snakemake.output[0], dict(snakemake.params.cfg))
+    run_ingest(
+        snakemake.input.scene,
+        snakemake.output[0],
+        dict(snakemake.params.cfg),
+        mesh_path=snakemake.input.get("mesh") or None,
+    )

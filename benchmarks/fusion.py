@@ -1,0 +1,63 @@
+"""TSDF fusion of the RedKitchen frames: time and distance to the provided mesh.
+
+    .venv/bin/python benchmarks/fusion.py [--data ../shared/data]
+
+The provided mesh was fused from 300 frames (voxel about 1.5 cm); we have every third of them.
+Chamfer distances are mean nearest-vertex distances in each direction: fused -> provided
+(accuracy; includes surface seen beyond the provided mesh's depth range) and provided -> fused
+(completeness); medians show the typical distance without the extra coverage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline.commands.fuse_mesh import ScanNetFrames  # noqa: E402
+from pipeline.fusion import chamfer_distance, fuse_tsdf  # noqa: E402
+from pipeline.ply import read_ply  # noqa: E402
+
+
+def median_distance(a, b) -> float:
+    from scipy.spatial import cKDTree
+
+    return float(np.median(cKDTree(b).query(a)[0]))
+
+CONFIGS = [
+    {"voxel": 0.02, "trunc": 0.06},
+    {"voxel": 0.02, "trunc": 0.06, "block_voxels": 128},
+    {"voxel": 0.015, "trunc": 0.045},
+    {"voxel": 0.04, "trunc": 0.12, "every": 5},
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    args = parser.parse_args()
+    scene = args.data / "redkitchen"
+    reference = read_ply(scene / "redkitchen_vh_clean_2.ply").vertices
+    print(f"provided mesh: {len(reference):,} vertices")
+    print(f"{'params':<52s} {'time':>6s} {'frames':>6s} {'blocks':>6s} {'vertices':>9s} "
+          f"{'fused->ref':>10s} {'ref->fused':>10s} {'mean':>7s} {'medians (f->r, r->f)':>22s}")
+    for params in CONFIGS:
+        start = time.perf_counter()
+        mesh = fuse_tsdf(ScanNetFrames(scene), params)
+        seconds = time.perf_counter() - start
+        accuracy, completeness = chamfer_distance(mesh.vertices, reference)
+        print(f"{str(params):<52s} {seconds:5.1f}s {mesh.stats['frames_used']:6d} {mesh.stats['blocks']:6d} "
+              f"{len(mesh.vertices):9,d} {accuracy * 100:8.2f}cm {completeness * 100:8.2f}cm "
+              f"{50 * (accuracy + completeness):5.2f}cm "
+              f"{median_distance(mesh.vertices, reference) * 100:9.2f}cm "
+              f"{median_distance(reference, mesh.vertices) * 100:6.2f}cm")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""``python -m pipeline superpoints INPUT --out OUT``: Felzenszwalb superpoints of a mesh or cloud.
+
+INPUT is a mesh or point-cloud ``.ply`` or a ``scene.h5``. OUT ending in ``.json`` gets ScanNet's
+``segs.json`` format (segment ids are representative vertex indices, as ScanNet's Segmentator
+writes them); anything else gets the ``superpoints`` HDF5 artifact (ids relabelled 0..S-1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import InputError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PARAMS = {
+    "k_thresh": 0.01,  # Felzenszwalb constant k: larger -> bigger segments
+    "seg_min_verts": 20,  # segments smaller than this are merged into a neighbour
+    "mode": "auto",  # "mesh" (needs faces), "points" (kNN graph) or "auto" (mesh when faces exist)
+    "knn": 10,  # neighbours per point in point-cloud mode
+    "color_weight": 0.0,  # point-cloud mode: weight of the RGB difference term (0 = off)
+}
+
+# ScanNet's segs.json files carry these keys; only kThresh and segMinVerts apply to this
+# segmenter, the others are ScanNet's stock values, kept so strict readers find them.
+_SCANNET_STOCK_PARAMS = {
+    "minPoints": "750",
+    "maxPoints": "30000",
+    "thinThresh": "0.05",
+    "flatThresh": "0.001",
+    "minLength": "0.02",
+    "maxLength": "1",
+}
+
+
+@dataclass
+class Geometry:
+    vertices: np.ndarray
+    faces: np.ndarray | None
+    normals: np.ndarray | None
+    colors: np.ndarray | None
+    scene_id: str
+    path: Path
+
+
+def load_geometry(path: str | os.PathLike) -> Geometry:
+    """Vertices (and faces, normals, colours where present) from a ``.ply`` or a ``scene.h5``."""
+    path = Path(path)
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        from pipeline.artifacts import read_artifact
+
+        scene = read_artifact(path, "scene", required=["vertices"])
+        name = scene.attrs.get("scene_name") or path.parent.name
+        return Geometry(
+            scene["vertices"], scene.get("faces"), scene.get("normals"), scene.get("colors"), str(name), path
+        )
+    if path.suffix.lower() == ".ply":
+        from pipeline.ply import read_ply
+
+        ply = read_ply(path)
+        stem = path.stem
+        if stem.endswith("_vh_clean_2"):
+            name = stem[: -len("_vh_clean_2")]
+        elif stem == "points":
+            name = path.parent.name
+        else:
+            name = stem
+        return Geometry(ply.vertices, ply.faces, ply.normals, ply.colors, name, path)
+    raise InputError(path, "superpoints input must be a .ply mesh/cloud or a scene.h5")
+
+
+@dataclass
+class SuperpointResult:
+    segment_ids: np.ndarray  # (N,) representative vertex index per vertex (ScanNet numbering)
+    edges: np.ndarray  # (E, 2) graph edges used
+    normals: np.ndarray  # (N, 3) unit normals for the summary
+    mode: str
+
+
+def compute_superpoints(geometry: Geometry, params: dict) -> SuperpointResult:
+    from pipeline import superpoints as sp
+    from pipeline.geometry import mesh_vertex_normals
+
+    p = {**DEFAULT_PARAMS, **params}
+    mode = p["mode"]
+    has_faces = geometry.faces is not None and len(geometry.faces) > 0
+    if mode == "auto":
+        mode = "mesh" if has_faces else "points"
+    source = str(geometry.path)
+    if mode == "mesh":
+        seg = sp.segment_mesh(geometry.vertices, geometry.faces, p["k_thresh"], p["seg_min_verts"], source=source)
+        normals = geometry.normals
+        if normals is None or len(normals) != len(geometry.vertices):
+            normals = mesh_vertex_normals(geometry.vertices, geometry.faces)
+        return SuperpointResult(seg, sp.mesh_edges(geometry.faces), normals, mode)
+    if mode == "points":
+        normals = geometry.normals
+        if normals is None or len(normals) != len(geometry.vertices):
+            from pipeline.geometry import point_cloud_normals
+
+            sp.check_vertices(geometry.vertices, source)  # report NaNs before the normal estimation
+            normals = point_cloud_normals(geometry.vertices, k=max(int(p["knn"]), 3))
+        seg, edges = sp.segment_point_cloud(
+            geometry.vertices,
+            p["k_thresh"],
+            p["seg_min_verts"],
+            knn=int(p["knn"]),
+            normals=normals,
+            colors=geometry.colors,
+            color_weight=float(p["color_weight"]),
+            source=source,
+        )
+        return SuperpointResult(seg, edges, normals, mode)
+    raise InputError(source, f"unknown superpoint mode {mode!r} (use auto, mesh or points)")
+
+
+def segs_json_text(segment_ids: np.ndarray, scene_id: str, k_thresh: float, seg_min_verts: int) -> str:
+    """ScanNet ``*.segs.json`` content (parameter values as strings, as in ScanNet's files)."""
+    params = {"kThresh": f"{k_thresh:g}", "segMinVerts": str(int(seg_min_verts)), **_SCANNET_STOCK_PARAMS}
+    head = json.dumps({"params": params, "sceneId": scene_id})[:-1]
+    return head + ', "segIndices": [' + ",".join(map(str, np.asarray(segment_ids).tolist())) + "]}"
+
+
+def read_segs_json(path: str | os.PathLike) -> np.ndarray:
+    """segIndices of a ScanNet ``*.segs.json`` as an int64 array."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"unreadable segs.json ({exc})") from None
+    if not isinstance(data, dict) or "segIndices" not in data:
+        raise InputError(path, "has no 'segIndices' list")
+    return np.asarray(data["segIndices"], np.int64)
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def run_superpoints(scene_h5: str | os.PathLike, out_path: str | os.PathLike, params: dict | None = None) -> Path:
+    """Superpoints of a scene.h5 (or .ply): mesh mode when it has faces, else point-cloud mode.
+
+    Writes ScanNet segs.json when ``out_path`` ends in ``.json``, else the superpoints artifact.
+    """
+    p = {**DEFAULT_PARAMS, **(params or {})}
+    unknown = sorted(set(p) - set(DEFAULT_PARAMS))
+    if unknown:
+        raise InputError(None, f"unknown superpoints parameter(s) {unknown}; known: {sorted(DEFAULT_PARAMS)}")
+    geometry = load_geometry(scene_h5)
+    if len(geometry.vertices) == 0:
+        raise InputError(geometry.path, "has no vertices to segment")
+    result = compute_superpoints(geometry, p)
+    out_path = Path(out_path)
+    if out_path.suffix.lower() == ".json":
+        text = segs_json_text(result.segment_ids, geometry.scene_id, p["k_thresh"], p["seg_min_verts"])
+        _write_text_atomically(out_path, text)
+        return out_path
+    from pipeline.artifacts import write_artifact
+    from pipeline.superpoints import superpoint_summary
+
+    summary = superpoint_summary(geometry.vertices, result.normals, result.segment_ids, result.edges)
+    arrays = {
+        "point_superpoint": summary.point_superpoint.astype(np.int32),
+        "adjacency": summary.adjacency.astype(np.int32),
+        "size": summary.size.astype(np.int32),
+        "centroid": summary.centroid.astype(np.float32),
+        "normal": summary.normal.astype(np.float32),
+    }
+    attrs = {"mode": result.mode, "n_superpoints": int(len(summary.size)), "scene_name": geometry.scene_id}
+    write_artifact(out_path, "superpoints", arrays, params=p, inputs=[geometry.path], attrs=attrs)
+    log.info("%s: %d superpoints (%s mode) -> %s", geometry.path, len(summary.size), result.mode, out_path)
+    return out_path
+
+
+def _handle(args: argparse.Namespace) -> int:
+    params = {
+        "k_thresh": args.k_thresh,
+        "seg_min_verts": args.seg_min_verts,
+        "mode": args.mode,
+        "knn": args.knn,
+        "color_weight": args.color_weight,
+    }
+    run_superpoints(args.input, args.out, params)
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "superpoints", help="Felzenszwalb superpoints (ScanNet Segmentator) of a mesh, cloud or scene.h5"
+    )
+    parser.add_argument("input", help="mesh or point-cloud .ply, or scene.h5")
+    parser.add_argument("--out", required=True, help="output: .json (ScanNet segs.json) or .h5 (superpoints artifact)")
+    parser.add_argument(
+        "--k-thresh", type=float, default=DEFAULT_PARAMS["k_thresh"], help="Felzenszwalb k (default 0.01)"
+    )
+    parser.add_argument(
+        "--seg-min-verts", type=int, default=DEFAULT_PARAMS["seg_min_verts"], help="minimum segment size (default 20)"
+    )
+    parser.add_argument("--mode", choices=["auto", "mesh", "points"], default="auto", help="graph from faces or kNN")
+    parser.add_argument("--knn", type=int, default=DEFAULT_PARAMS["knn"], help="neighbours per point (points mode)")
+    parser.add_argument(
+        "--color-weight", type=float, default=DEFAULT_PARAMS["color_weight"], help="RGB term weight (points mode)"
+    )
+    parser.set_defaults(func=_handle)

@@ -1,0 +1,7 @@
+# Adapter: snakemake rule `fuse_mesh` -> pipeline.commands.fuse_mesh.run_fuse_mesh
+from pipeline.commands.fuse_mesh import run_fuse_mesh
+from pipeline.rulelog import rule_logging
+
+with rule_logging(snakemake.log[0], "fuse_mesh", snakemake.params.cfg, snakemake.input, snakemake.output) as log:
+    stats = run_fuse_mesh(snakemake.input.scene, snakemake.output[0], dict(snakemake.params.cfg))
+    log.info("fusion: %s", stats)

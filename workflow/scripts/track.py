@@ -1,0 +1,8 @@
+# Adapter: snakemake rule `track` -> pipeline.commands.track.run_track
+# A killed job resumes from tracks.h5.resume/ beside the output (removed when the job succeeds).
+from pipeline.commands.track import run_track
+from pipeline.rulelog import rule_logging
+
+with rule_logging(snakemake.log[0], "track", snakemake.params.cfg, snakemake.input, snakemake.output):
+    run_track(snakemake.input.scene, snakemake.input.masks2d, snakemake.output[0], dict(snakemake.params.cfg),
+              scene_dir=snakemake.input.scene_dir)
