@@ -100,9 +100,9 @@ def cylinder_surface(center_xy, radius: float, z_min: float, z_max: float, spaci
     def ring_points(r, z):
         return np.stack([cx + r * cos, cy + r * sin, np.full_like(cos, z)], axis=-1)
 
-    # Side: u = height, v = angle -> d/du x d/dv = z x tangent points outward.
-    side = np.stack([ring_points(radius, z) for z in zs])
-    # Top cap: u = angle, v = radius -> tangent x radial = +z. Bottom: u = radius, v = angle.
-    top = np.stack([ring_points(r, z_max) for r in rings], axis=1)
-    bottom = np.stack([ring_points(r, z_min) for r in rings])
+    # Side: u = angle, v = height -> d/du x d/dv = tangent x z, the outward radial direction.
+    side = np.stack([ring_points(radius, z) for z in zs], axis=1)
+    # Top cap: u = radius, v = angle -> radial x tangent = +z. Bottom: u = angle, v = radius -> -z.
+    top = np.stack([ring_points(r, z_max) for r in rings])
+    bottom = np.stack([ring_points(r, z_min) for r in rings], axis=1)
     return weld(*_join([_patch(side), _patch(top), _patch(bottom)]))
