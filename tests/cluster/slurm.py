@@ -100,7 +100,14 @@ def start_cluster(root: Path, cpus: int | None = None, memory_mb: int = 16000, t
     hostname = socket.gethostname().split(".")[0]
     cpus = cpus or os.cpu_count() or 1
     conf = _write_config(root, hostname, cpus, memory_mb)
-    env = {**os.environ, "SLURM_CONF": str(conf)}
+    # Snakemake's job-step executor strips SLURM_* variables before its nested `srun`, so on this
+    # throw-away cluster (config outside /etc/slurm) srun would find no config: wrap it.
+    wrappers = root / "bin"
+    wrappers.mkdir(exist_ok=True)
+    srun = wrappers / "srun"
+    srun.write_text(f'#!/bin/sh\nSLURM_CONF="{conf}" exec {shutil.which("srun")} "$@"\n')
+    srun.chmod(0o755)
+    env = {**os.environ, "SLURM_CONF": str(conf), "PATH": f"{wrappers}:{os.environ.get('PATH', '')}"}
     cluster = SlurmCluster(root, env)
     key = root / "munge.key"
     key.write_bytes(os.urandom(1024))
@@ -116,7 +123,7 @@ def start_cluster(root: Path, cpus: int | None = None, memory_mb: int = 16000, t
     )
     cluster.pids["munged"] = int((run / "munged.pid").read_text())
     for daemon in ("slurmctld", "slurmd"):
-        subprocess.run([daemon], check=True, env=env, capture_output=True, timeout=30)
+        subprocess.run([daemon, "-f", str(conf)], check=True, env=env, capture_output=True, timeout=30)
     deadline = time.monotonic() + timeout
     for daemon in ("slurmctld", "slurmd"):
         pid_file = run / f"{daemon}.pid"
