@@ -14,6 +14,7 @@ wildcard_constraints:
 
 include: "workflow/rules/scenes.smk"
 include: "workflow/rules/superpoints.smk"
+include: "workflow/rules/tracking.smk"
 
 rule all:
     input:

@@ -46,4 +46,5 @@ def synth_spec(scene):
 
 
 def all_outputs():
-    return expand(f"{RESULTS}/{{scene}}/superpoints.h5", scene=sorted(SCENES))
+    targets = ["superpoints.h5", "lifted.h5"]
+    return expand(f"{RESULTS}/{{scene}}/{{target}}", scene=sorted(SCENES), target=targets)

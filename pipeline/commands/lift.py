@@ -1,0 +1,118 @@
+"""`python -m pipeline lift scene.h5 superpoints.h5 tracks.h5 --out lifted.h5`: tracked masks -> 3D.
+
+lifted.h5 (stage "lifted"):
+  point_instance (N,) i32         3D instance of each scene point, -1 = none
+  instance_score (K,) f32         mean confidence of the instance's superpoint labels
+  instance_object (K,) i32        the tracked object id the instance comes from
+  superpoint_object (S,) i32, superpoint_confidence (S,) f32   one label (0 = none) per superpoint
+  point_observations (N,) i32     how many used frames observed each point
+  views/frame_index (V,) i64      scene frame of each per-view (single-frame) mask set
+  views/mask_view, mask_object, mask_instance (M,) i32   per-view masks: view, object id, instance
+  views/mask_offsets (M+1,) i64, views/mask_points (P,) i32   points of mask m:
+                                  mask_points[mask_offsets[m]:mask_offsets[m+1]]
+Attributes: n_instances, n_views, empty_reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.artifacts import read_artifact, write_artifact
+from pipeline.errors import InputError
+from pipeline.lift import DEFAULT_PARAMS, LiftResult, View, lift_views
+from pipeline.tracking.frames import Camera, SceneFrames
+
+log = logging.getLogger(__name__)
+
+
+def _arrays(result: LiftResult) -> dict:
+    return {
+        "point_instance": result.point_instance.astype(np.int32),
+        "instance_score": result.instance_score.astype(np.float32),
+        "instance_object": result.instance_object.astype(np.int32),
+        "superpoint_object": result.superpoint_object.astype(np.int32),
+        "superpoint_confidence": result.superpoint_confidence.astype(np.float32),
+        "point_observations": result.point_observations.astype(np.int32),
+        "views": result.views,
+    }
+
+
+def tracked_views(frames: SceneFrames, tracks, params: dict):
+    """The tracked frames chosen for voting, as :class:`View` (read lazily, one at a time)."""
+    index = tracks["frames/index"]
+    is_key = tracks["frames/is_keyframe"]
+    labels = tracks["labels"]
+    stride = int(params["frame_stride"])
+    if stride < 1:
+        raise ValueError(f"lift frame_stride must be >= 1, got {stride}")
+    per_view = params["per_view"]
+    if per_view not in ("keyframes", "all", "none"):
+        raise ValueError(f"lift per_view must be keyframes, all or none, got {per_view!r}")
+    unknown = int(tracks.attrs.get("unknown_label", 65535))
+    for step in range(len(index)):
+        if step % stride and not is_key[step]:
+            continue
+        keep = per_view == "all" or (per_view == "keyframes" and bool(is_key[step]))
+        step_labels = labels[step].astype(np.int64)
+        step_labels[step_labels == unknown] = -1
+        yield View(step_labels, frames.depth(int(index[step])), frames.pose(int(index[step])), int(index[step]), keep)
+
+
+def run_lift(scene_h5, superpoints_h5, tracks_h5, out_path, params: dict | None = None, scene_dir=None) -> Path:
+    params = {**DEFAULT_PARAMS, **(params or {})}
+    inputs = [str(scene_h5), str(superpoints_h5), str(tracks_h5)]
+    scene = read_artifact(scene_h5, "scene", required=["vertices"])
+    superpoints = read_artifact(superpoints_h5, "superpoints", required=["point_superpoint"])
+    tracks = read_artifact(tracks_h5, "tracks", required=["frames/index", "frames/is_keyframe", "labels"])
+    vertices = scene["vertices"]
+    point_superpoint = superpoints["point_superpoint"].astype(np.int64)
+    if len(point_superpoint) != len(vertices):
+        raise InputError(superpoints_h5, f"has {len(point_superpoint)} points, scene.h5 has {len(vertices)}")
+    n_superpoints = int(point_superpoint.max()) + 1 if len(point_superpoint) else 0
+
+    reason = tracks.attrs.get("empty_reason", "")
+    if reason or len(tracks["frames/index"]) == 0:
+        reason = reason or "no tracked frames"
+        log.warning("lifted: %s; writing an explicitly empty artifact (no point has an instance)", reason)
+        result = LiftResult.empty(len(vertices), n_superpoints)
+    else:
+        width, height = int(tracks.attrs["width"]), int(tracks.attrs["height"])
+        depth_width = int(scene["frames/depth_size"][0])
+        frames = SceneFrames.from_scene(scene, width / depth_width, scene_dir)
+        camera = Camera(tracks["camera/intrinsic"], width, height)
+        if frames.camera.shape != camera.shape:
+            raise InputError(tracks_h5, f"label maps are {width}x{height}, not a scaled copy of the depth frames")
+        result = lift_views(vertices, point_superpoint, tracked_views(frames, tracks, params), camera, params)
+    attrs = {"n_instances": int(len(result.instance_score)), "n_views": int(len(result.views["frame_index"])),
+             "empty_reason": reason}
+    log.info("%d instances cover %d of %d points; %d per-view masks in %d views", attrs["n_instances"],
+             int((result.point_instance >= 0).sum()), len(vertices), len(result.views["mask_view"]), attrs["n_views"])
+    return write_artifact(out_path, "lifted", _arrays(result), params=params, inputs=inputs, attrs=attrs)
+
+
+def _handle(args) -> int:
+    import json
+
+    params = json.loads(args.params) if args.params else {}
+    run_lift(args.scene_h5, args.superpoints_h5, args.tracks_h5, args.out, params, scene_dir=args.scene_dir)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "lift",
+        help="lift tracked 2D masks to 3D instances (one label per superpoint) -> lifted.h5",
+        description="Project scene points into the tracked frames, vote object ids onto points and superpoints, "
+        "and write 3D instances with scores plus the per-view (single-frame) masks.",
+    )
+    parser.add_argument("scene_h5", help="scene.h5 from the ingest stage")
+    parser.add_argument("superpoints_h5", help="superpoints.h5 from the superpoints stage")
+    parser.add_argument("tracks_h5", help="tracks.h5 from the track stage")
+    parser.add_argument("--out", required=True, help="output lifted.h5")
+    parser.add_argument("--params", help="stage parameters as JSON (the lift config section)")
+    parser.add_argument("--scene-dir", help="scene folder (default: the one recorded in scene.h5)")
+    parser.set_defaults(func=_handle)
