@@ -25,6 +25,8 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) --resources gpu=1
+	$(VENV)/bin/snakemake --report results/report.html
+	@echo "Open results/report.html (pictures, metrics, run times); tables in results/summary.md"
 
 test: $(STAMP)
 	$(VENV)/bin/pytest

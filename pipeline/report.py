@@ -59,3 +59,33 @@ def camera_view_picture(scene, layers, n_views: int = 3, width: int = 320):
             images.append(render_labels(scene["vertices"], colors, pose, intrinsic, scene.get("faces"), size))
             titles.append(f"{title} - frame {int(scene['frames/id'][frame])}")
     return panel(images, titles, columns=len(frames))
+
+
+def tracking_overlay_picture(tracks, read_color, n_frames: int = 4, alpha: float = 0.55):
+    """Tracked object ids blended over the colour images of a few frames (keyframes marked).
+
+    ``read_color(frame_id)`` returns the (h, w, 3) colour image of a frame; it is resized to the
+    label maps' working resolution.
+    """
+    from PIL import Image
+
+    labels = tracks["labels"]
+    if labels.shape[0] == 0:
+        return None
+    unknown = int(tracks.attrs.get("unknown_label", 65535))
+    picks = np.unique(np.linspace(0, labels.shape[0] - 1, min(n_frames, labels.shape[0])).round().astype(int))
+    n_ids = int(labels[labels != unknown].max(initial=0)) + 1
+    palette = label_colors(np.arange(n_ids))
+    images, titles = [], []
+    for index in picks:
+        frame_labels = labels[index].astype(np.int64)
+        height, width = frame_labels.shape
+        color = np.asarray(Image.fromarray(read_color(int(tracks["frames/frame_id"][index]))).resize((width, height)))
+        tracked = (frame_labels > 0) & (frame_labels != unknown)
+        overlay = color.astype(np.float32)
+        overlay[tracked] = (1 - alpha) * overlay[tracked] + alpha * palette[frame_labels[tracked]]
+        images.append(overlay.round().astype(np.uint8))
+        n_objects = len(np.unique(frame_labels[tracked]))
+        key = " (keyframe)" if tracks["frames/is_keyframe"][index] else ""
+        titles.append(f"frame {int(tracks['frames/frame_id'][index])}{key}: {n_objects} objects")
+    return panel(images, titles, columns=len(images))

@@ -47,6 +47,14 @@ def test_tiny_config_runs_end_to_end(tmp_path):
     assert scene.attrs["n_frames"] == 12 and scene.attrs["has_gt"]
     assert (tmp_path / "results" / "tiny_room" / "logs" / "ingest.log").read_text().count("done in") == 1
     assert (tmp_path / "results" / "tiny_room" / "benchmarks" / "ingest.tsv").is_file()
+    summary = (tmp_path / "results" / "summary.md").read_text()
+    assert "| tiny_room | lifted |" in summary and "| tiny_room | superpoints |" in summary
+    for picture in ("overview", "views", "tracking"):
+        assert (tmp_path / "results" / "tiny_room" / "pictures" / f"{picture}.png").stat().st_size > 1000
+    code, output = run_snakemake(["--report", "report.html", "--configfile", str(REPO / "tests" / "tiny_config.yaml")], tmp_path)
+    assert code == 0, output
+    html = (tmp_path / "report.html").read_text(errors="replace")
+    assert "overview.png" in html and "summary.md" in html
     # a second run has nothing to do
     code, output = run_snakemake(["--cores", "2", "-n", "--configfile", str(REPO / "tests" / "tiny_config.yaml")], tmp_path)
     assert code == 0 and "Nothing to be done" in output, output

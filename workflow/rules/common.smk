@@ -45,6 +45,55 @@ def synth_spec(scene):
     return {**config["synth"], **SCENES[scene]["synthetic"]}
 
 
+# Stages whose artifact holds per-point instances (point_instance), in DAG order: evaluated and drawn.
+LABEL_STAGES = ["lifted"]
+# Rules that run once per scene (each writes results/<scene>/benchmarks/<rule>.tsv).
+PER_SCENE_RULES = ["ingest", "superpoints", "keyframe_masks", "track", "lift", "pictures"]
+
+
+def has_frames(scene):
+    return is_synthetic(scene) or (Path(scene_dir(scene)) / "color").is_dir()
+
+
+def has_ground_truth(scene):
+    folder = Path(scene_dir(scene))
+    return is_synthetic(scene) or (folder / f"{folder.name}.aggregation.json").is_file()
+
+
+def picture_inputs(wildcards):
+    inputs = {
+        "scene": f"{RESULTS}/{wildcards.scene}/scene.h5",
+        "superpoints": f"{RESULTS}/{wildcards.scene}/superpoints.h5",
+        "labels": [f"{RESULTS}/{wildcards.scene}/{stage}.h5" for stage in LABEL_STAGES],
+    }
+    if has_frames(wildcards.scene):
+        inputs["tracks"] = f"{RESULTS}/{wildcards.scene}/tracks.h5"
+    return inputs
+
+
+def metrics_files():
+    return [
+        f"{RESULTS}/{scene}/metrics/{stage}.json"
+        for scene in sorted(SCENES)
+        if has_ground_truth(scene)
+        for stage in LABEL_STAGES
+    ]
+
+
+def benchmark_files():
+    files = []
+    for scene in sorted(SCENES):
+        rules_run = list(PER_SCENE_RULES)
+        if is_synthetic(scene):
+            rules_run.append("synth_scene")
+        if fused_mesh_if_needed(scene):
+            rules_run.append("fuse_mesh")
+        if has_ground_truth(scene):
+            rules_run += [f"evaluate_{stage}" for stage in LABEL_STAGES]
+        files += [f"{RESULTS}/{scene}/benchmarks/{rule}.tsv" for rule in rules_run]
+    return files
+
+
 def all_outputs():
-    targets = ["superpoints.h5", "lifted.h5"]
-    return expand(f"{RESULTS}/{{scene}}/{{target}}", scene=sorted(SCENES), target=targets)
+    scenes = sorted(SCENES)
+    return [f"{RESULTS}/summary.md"] + expand(f"{RESULTS}/{{scene}}/pictures/overview.png", scene=scenes)

@@ -1,0 +1,73 @@
+"""`python -m pipeline pictures SCENE_H5 --out DIR [--superpoints H5] [--labels NAME=H5 ...] [--tracks H5]`"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pipeline.artifacts import read_artifact
+from pipeline.report import camera_view_picture, label_layers, overview_picture, tracking_overlay_picture
+from pipeline.scannet import frame_path, read_color
+
+log = logging.getLogger(__name__)
+
+
+def run_pictures(scene_h5, out_dir, superpoints_h5=None, labelled: dict | None = None, tracks_h5=None, n_views: int = 3) -> list[Path]:
+    """Write overview.png (top view per layer), views.png (camera views) and tracking.png into ``out_dir``.
+
+    Pictures that do not apply (no frames, no tracks) are written as a small note image, so the
+    set of files is the same for every scene.
+    """
+    scene = read_artifact(scene_h5, "scene", required=["vertices", "colors"])
+    superpoints = read_artifact(superpoints_h5, "superpoints") if superpoints_h5 else None
+    point_labels = {name: read_artifact(path, Path(path).stem, required=["point_instance"])["point_instance"]
+                    for name, path in (labelled or {}).items()}
+    layers = label_layers(scene, superpoints, point_labels)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pictures = {
+        "overview.png": overview_picture(scene, layers),
+        "views.png": camera_view_picture(scene, layers, n_views=n_views),
+    }
+    if tracks_h5:
+        tracks = read_artifact(tracks_h5, "tracks", required=["labels"])
+        scene_dir = scene.attrs["scene_dir"]
+        pictures["tracking.png"] = tracking_overlay_picture(tracks, lambda i: read_color(frame_path(scene_dir, "color", i)))
+    written = []
+    for name, image in pictures.items():
+        path = out_dir / name
+        if image is None:
+            image = _note(f"{scene.attrs.get('scene_name', '')}: nothing to show (no frames)")
+        tmp = path.with_name(f".{name}.tmp.png")
+        image.save(tmp)
+        tmp.replace(path)
+        written.append(path)
+        log.info("wrote %s (%dx%d)", path, *image.size)
+    return written
+
+
+def _note(text: str):
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (480, 40), (255, 255, 255))
+    ImageDraw.Draw(image).text((8, 12), text, fill=(0, 0, 0))
+    return image
+
+
+def _handle(args) -> int:
+    labelled = dict(item.split("=", 1) for item in args.labels)
+    for path in run_pictures(args.scene_h5, args.out, args.superpoints, labelled, args.tracks, args.views):
+        print(f"wrote {path}")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("pictures", help="render pictures of a scene's labels (no display needed)",
+                                   description="Render top-down and camera views of a scene coloured by each labelling, and tracking overlays.")
+    parser.add_argument("scene_h5")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--superpoints", help="superpoints.h5")
+    parser.add_argument("--labels", nargs="*", default=[], metavar="NAME=H5", help="labelled artifacts with point_instance")
+    parser.add_argument("--tracks", help="tracks.h5 for tracking overlays")
+    parser.add_argument("--views", type=int, default=3, help="camera views per layer")
+    parser.set_defaults(func=_handle)

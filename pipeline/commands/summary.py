@@ -1,0 +1,24 @@
+"""`python -m pipeline summary --metrics M.json ... --benchmarks B.tsv ... --tsv OUT.tsv --markdown OUT.md`"""
+
+from __future__ import annotations
+
+from pipeline.summary import write_summary
+
+
+def run_summary(metrics_files, benchmark_files, tsv_path, markdown_path):
+    return write_summary(metrics_files, benchmark_files, tsv_path, markdown_path)
+
+
+def _handle(args) -> int:
+    metrics, timings = run_summary(args.metrics, args.benchmarks, args.tsv, args.markdown)
+    print(f"wrote {args.tsv} and {args.markdown}: {len(metrics)} metric rows, {len(timings)} timing rows")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("summary", help="table of metrics and per-rule run time / memory across scenes")
+    parser.add_argument("--metrics", nargs="*", default=[], help="metrics JSON files from `evaluate`")
+    parser.add_argument("--benchmarks", nargs="*", default=[], help="Snakemake benchmark TSV files")
+    parser.add_argument("--tsv", required=True)
+    parser.add_argument("--markdown", required=True)
+    parser.set_defaults(func=_handle)

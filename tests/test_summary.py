@@ -1,0 +1,21 @@
+import json
+
+from pipeline.summary import read_benchmark, write_summary
+
+
+def test_summary_tables_from_metrics_and_benchmarks(tmp_path):
+    metrics = tmp_path / "s1" / "metrics" / "lifted.json"
+    metrics.parent.mkdir(parents=True)
+    metrics.write_text(json.dumps({"scene": "s1", "pred_stage": "lifted", "ap": 0.25, "ap50": 0.5, "ap25": 0.75,
+                                   "n_pred": 4, "n_gt": 3, "overlap": {"point_accuracy": 0.8, "mean_instance_accuracy": 0.7}}))
+    bench = tmp_path / "s1" / "benchmarks" / "ingest.tsv"
+    bench.parent.mkdir(parents=True)
+    bench.write_text("s\th:m:s\tmax_rss\tmax_vms\n1.5\t0:00:01\t100.0\t200\n2.5\t0:00:02\t120.0\t200\n")
+    assert read_benchmark(bench) == {"seconds": 2.0, "max_rss_mib": 110.0}
+    metric_rows, timing_rows = write_summary([metrics], [bench], tmp_path / "out.tsv", tmp_path / "out.md")
+    assert metric_rows[0]["ap50"] == 0.5 and metric_rows[0]["point_accuracy"] == 0.8
+    assert timing_rows == [{"scene": "s1", "rule": "ingest", "seconds": 2.0, "max_rss_mib": 110.0}]
+    markdown = (tmp_path / "out.md").read_text()
+    assert "| s1 | lifted | 0.250 | 0.500 | 0.750 | 4 | 3 | 0.800 | 0.700 |" in markdown
+    assert "| s1 | ingest | 2.000 | 110 |" in markdown
+    assert (tmp_path / "out.tsv").read_text().splitlines()[1].startswith("s1\tlifted\t0.250")
