@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 METRIC_COLUMNS = ["ap", "ap50", "ap25", "n_pred", "n_gt"]
@@ -26,6 +27,18 @@ def read_benchmark(path) -> dict:
     return {"seconds": mean("s"), "max_rss_mib": mean("max_rss")}
 
 
+_LOG_TIMING = re.compile(r"rule (\S+) done in ([0-9.]+) s \(peak RSS ([0-9.]+) MiB\)")
+
+
+def read_log_timing(path) -> dict:
+    """Seconds and peak RSS (MiB) from the last 'rule X done in S s (peak RSS M MiB)' line of a rule log."""
+    matches = _LOG_TIMING.findall(Path(path).read_text(errors="replace"))
+    if not matches:
+        return {"seconds": math.nan, "max_rss_mib": math.nan}
+    _, seconds, rss = matches[-1]
+    return {"seconds": float(seconds), "max_rss_mib": float(rss)}
+
+
 def metric_rows(metrics_files: list) -> list[dict]:
     """One row per (scene, stage) from metrics JSON files written by `pipeline evaluate`."""
     rows = []
@@ -41,11 +54,13 @@ def metric_rows(metrics_files: list) -> list[dict]:
     return rows
 
 
-def benchmark_rows(benchmark_files: list) -> list[dict]:
-    """One row per (scene, rule) from results/<scene>/benchmarks/<rule>.tsv."""
+def benchmark_rows(timing_files: list) -> list[dict]:
+    """One row per (scene, rule) from results/<scene>/benchmarks/<rule>.tsv or, for rules that
+    cannot have a benchmark file (cached ones), results/<scene>/logs/<rule>.log."""
     rows = []
-    for path in sorted(map(Path, benchmark_files)):
-        rows.append({"scene": path.parent.parent.name, "rule": path.stem, **read_benchmark(path)})
+    for path in sorted(map(Path, timing_files), key=lambda p: (p.parent.parent.name, p.stem)):
+        timing = read_log_timing(path) if path.suffix == ".log" else read_benchmark(path)
+        rows.append({"scene": path.parent.parent.name, "rule": path.stem, **timing})
     return rows
 
 

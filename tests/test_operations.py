@@ -81,3 +81,25 @@ def test_killed_run_leaves_no_finished_looking_artifact_and_resumes(reference_ru
     snakemake(["--unlock"], tmp_path)  # a SIGKILLed Snakemake leaves its lock behind
     snakemake(["--rerun-incomplete"], tmp_path)
     assert assert_same_artifacts(reference_run / "results", tmp_path / "results") >= 2
+
+
+def test_superpoints_are_reused_across_workflow_folders(tmp_path):
+    """Two workflow folders, same scene and parameters: the second takes superpoints.h5 from the cache."""
+    from pipeline.commands.synth import run_synth
+
+    scene = run_synth(tmp_path / "scenes" / "cached_room", {"seed": 5, "preset": "tiny", "frames": 4, "width": 64, "height": 48})
+    config = tmp_path / "scenes.yaml"
+    config.write_text(f"scenes:\n  cached_room: {scene}\n")
+    (tmp_path / "cache").mkdir()
+    env = {**os.environ, "SNAKEMAKE_OUTPUT_CACHE": str(tmp_path / "cache")}
+    outputs = []
+    for name in ("first", "second"):
+        workdir = tmp_path / name
+        workdir.mkdir()
+        proc = subprocess.run(SNAKEMAKE + ["--configfile", str(config), "--cache", "superpoints", "--", "results/cached_room/superpoints.h5"],
+                              cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        outputs.append(proc.stdout + proc.stderr)
+    assert "Moving output file results/cached_room/superpoints.h5 to cache" in outputs[0], outputs[0]
+    assert "output file results/cached_room/superpoints.h5 from cache" in outputs[1], outputs[1]
+    assert_same_artifacts(tmp_path / "first" / "results", tmp_path / "second" / "results")

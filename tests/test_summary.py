@@ -19,3 +19,11 @@ def test_summary_tables_from_metrics_and_benchmarks(tmp_path):
     assert "| s1 | lifted | 0.250 | 0.500 | 0.750 | 4 | 3 | 0.800 | 0.700 |" in markdown
     assert "| s1 | ingest | 2.000 | 110 |" in markdown
     assert (tmp_path / "out.tsv").read_text().splitlines()[1].startswith("s1\tlifted\t0.250")
+
+
+def test_timing_from_rule_log_for_cached_rules(tmp_path):
+    log = tmp_path / "s1" / "logs" / "superpoints.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("2026 INFO rule.superpoints: rule superpoints\n2026 INFO rule.superpoints: rule superpoints done in 3.5 s (peak RSS 196 MiB)\n")
+    _, rows = write_summary([], [log], tmp_path / "t.tsv", tmp_path / "t.md")
+    assert rows == [{"scene": "s1", "rule": "superpoints", "seconds": 3.5, "max_rss_mib": 196.0}]

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.artifacts import read_artifact
+from pipeline.ply import write_ply
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
@@ -35,6 +36,7 @@ def test_user_scenes_replace_the_demo(tmp_path):
     mine = tmp_path / "mine.yaml"
     mine.write_text(f"scenes:\n  kitchen: {tmp_path}/kitchen\n")
     (tmp_path / "kitchen").mkdir()
+    write_ply(tmp_path / "kitchen" / "points.ply", [[0, 0, 0], [1, 0, 0], [0, 1, 0]])
     code, output = run_snakemake(["-n", "--configfile", str(mine)], tmp_path)
     assert code == 0, output
     assert "kitchen" in output and "demo_room" not in output

@@ -3,7 +3,9 @@
 
 rule synth_scene:
     output:
-        directory(f"{RESULTS}/synthetic/{{scene}}"),
+        # The whole scene folder is written; its mesh stands for it in the DAG (a folder cannot
+        # be content-hashed for between-workflow caching).
+        mesh=f"{RESULTS}/synthetic/{{scene}}/{{scene}}_vh_clean_2.ply",
     params:
         spec=lambda wc: synth_spec(wc.scene),
     log:
@@ -18,11 +20,14 @@ rule synth_scene:
 
 rule ingest:
     input:
-        scene=lambda wc: scene_dir(wc.scene),
-        mesh=lambda wc: fused_mesh_if_needed(wc.scene),
+        # Frames are read from the scene folder; the geometry file stands for the scene in the DAG
+        # (after changing frames in place, force the stage: -R ingest).
+        geometry=lambda wc: scene_geometry(wc.scene),
     output:
         f"{RESULTS}/{{scene}}/scene.h5",
     params:
+        scene_dir=lambda wc: scene_dir(wc.scene),
+        fused=lambda wc: bool(fused_mesh_if_needed(wc.scene)),
         cfg=stage_config("ingest"),
     log:
         f"{RESULTS}/{{scene}}/logs/ingest.log",

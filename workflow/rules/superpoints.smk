@@ -3,10 +3,12 @@
 
 rule fuse_mesh:
     input:
-        scene=lambda wc: scene_dir(wc.scene),
+        # Any one pose file stands for the frames (a folder cannot be content-hashed).
+        first_pose=lambda wc: first_pose_file(wc.scene),
     output:
         f"{RESULTS}/{{scene}}/fused_mesh.ply",
     params:
+        scene_dir=lambda wc: scene_dir(wc.scene),
         cfg=stage_config("fuse_mesh"),
     log:
         f"{RESULTS}/{{scene}}/logs/fuse_mesh.log",
@@ -27,8 +29,9 @@ rule superpoints:
         cfg=stage_config("superpoints"),
     log:
         f"{RESULTS}/{{scene}}/logs/superpoints.log",
-    benchmark:
-        f"{RESULTS}/{{scene}}/benchmarks/superpoints.tsv"
+    # Deterministic and reusable across workflow folders (--cache with SNAKEMAKE_OUTPUT_CACHE set).
+    # Snakemake forbids benchmark: on cached rules; run time and memory are in the log instead.
+    cache: "omit-software"
     conda:
         "../envs/core.yaml"
     script:

@@ -5,10 +5,10 @@
 rule keyframe_masks:
     input:
         scene=f"{RESULTS}/{{scene}}/scene.h5",
-        scene_dir=lambda wc: scene_dir(wc.scene),
     output:
         f"{RESULTS}/{{scene}}/masks2d.h5",
     params:
+        scene_dir=lambda wc: scene_dir(wc.scene),
         cfg=stage_config("keyframe_masks"),
     resources:
         gpu=1,
@@ -26,10 +26,10 @@ rule track:
     input:
         scene=f"{RESULTS}/{{scene}}/scene.h5",
         masks2d=f"{RESULTS}/{{scene}}/masks2d.h5",
-        scene_dir=lambda wc: scene_dir(wc.scene),
     output:
         f"{RESULTS}/{{scene}}/tracks.h5",
     params:
+        scene_dir=lambda wc: scene_dir(wc.scene),
         cfg=stage_config("track"),
     resources:
         gpu=1,
@@ -48,10 +48,10 @@ rule lift:
         scene=f"{RESULTS}/{{scene}}/scene.h5",
         superpoints=f"{RESULTS}/{{scene}}/superpoints.h5",
         tracks=f"{RESULTS}/{{scene}}/tracks.h5",
-        scene_dir=lambda wc: scene_dir(wc.scene),
     output:
         f"{RESULTS}/{{scene}}/lifted.h5",
     params:
+        scene_dir=lambda wc: scene_dir(wc.scene),
         cfg=stage_config("lift"),
     log:
         f"{RESULTS}/{{scene}}/logs/lift.log",

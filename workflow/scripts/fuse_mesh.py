@@ -3,5 +3,5 @@ from pipeline.commands.fuse_mesh import run_fuse_mesh
 from pipeline.rulelog import rule_logging
 
 with rule_logging(snakemake.log[0], "fuse_mesh", snakemake.params.cfg, snakemake.input, snakemake.output) as log:
-    stats = run_fuse_mesh(snakemake.input.scene, snakemake.output[0], dict(snakemake.params.cfg))
+    stats = run_fuse_mesh(snakemake.params.scene_dir, snakemake.output[0], dict(snakemake.params.cfg))
     log.info("fusion: %s", stats)

@@ -4,8 +4,8 @@ from pipeline.rulelog import rule_logging
 
 with rule_logging(snakemake.log[0], "ingest", snakemake.params.cfg, snakemake.input, snakemake.output):
     run_ingest(
-        snakemake.input.scene,
+        snakemake.params.scene_dir,
         snakemake.output[0],
         dict(snakemake.params.cfg),
-        mesh_path=snakemake.input.get("mesh") or None,
+        mesh_path=snakemake.input.geometry if snakemake.params.fused else None,
     )

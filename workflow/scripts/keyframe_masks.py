@@ -4,4 +4,4 @@ from pipeline.rulelog import rule_logging
 
 with rule_logging(snakemake.log[0], "keyframe_masks", snakemake.params.cfg, snakemake.input, snakemake.output):
     run_keyframe_masks(snakemake.input.scene, snakemake.output[0], dict(snakemake.params.cfg),
-                       scene_dir=snakemake.input.scene_dir)
+                       scene_dir=snakemake.params.scene_dir)

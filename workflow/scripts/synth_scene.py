@@ -1,6 +1,8 @@
 # Adapter: snakemake rule `synth_scene` -> pipeline.commands.synth.run_synth
+from pathlib import Path
+
 from pipeline.commands.synth import run_synth
 from pipeline.rulelog import rule_logging
 
 with rule_logging(snakemake.log[0], "synth_scene", snakemake.params.spec, [], snakemake.output):
-    run_synth(snakemake.output[0], dict(snakemake.params.spec))
+    run_synth(Path(snakemake.output.mesh).parent, dict(snakemake.params.spec))

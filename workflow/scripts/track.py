@@ -5,4 +5,4 @@ from pipeline.rulelog import rule_logging
 
 with rule_logging(snakemake.log[0], "track", snakemake.params.cfg, snakemake.input, snakemake.output):
     run_track(snakemake.input.scene, snakemake.input.masks2d, snakemake.output[0], dict(snakemake.params.cfg),
-              scene_dir=snakemake.input.scene_dir)
+              scene_dir=snakemake.params.scene_dir)
