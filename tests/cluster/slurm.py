@@ -149,11 +149,21 @@ def stop_cluster(cluster: SlurmCluster) -> None:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             continue
-        for _ in range(50):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+        for _ in range(100):
+            if not _alive(pid):
                 break
             time.sleep(0.1)
         else:
-            os.kill(pid, signal.SIGKILL)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie (daemons are reaped by whoever adopted them)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
