@@ -1,0 +1,89 @@
+"""Time and peak memory of the frame-based stages for 25, 50 and 100 redkitchen frames.
+
+Each stage runs as its own `python -m pipeline` process (as Snakemake runs it), so peak RSS is
+that process's alone. Goal: time grows linearly with the number of frames, memory stays flat.
+
+    .venv/bin/python benchmarks/scaling.py [--frames 25 50 100] [--data ../shared/data/redkitchen]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def subset_scene(source: Path, n_frames: int, root: Path) -> Path:
+    """A scene folder with the first n frames of ``source`` (symlinks), its intrinsics and mesh."""
+    scene = root / f"{source.name}"
+    for kind, suffix in (("color", ".jpg"), ("depth", ".png"), ("pose", ".txt")):
+        (scene / kind).mkdir(parents=True)
+        for i in range(n_frames):
+            (scene / kind / f"{i}{suffix}").symlink_to(source / kind / f"{i}{suffix}")
+    (scene / "intrinsic").symlink_to(source / "intrinsic")
+    mesh = f"{source.name}_vh_clean_2.ply"
+    (scene / mesh).symlink_to(source / mesh)
+    return scene
+
+
+def measure(args: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS MiB) of one `python -m pipeline ...` process."""
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.monotonic() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{proc.stderr.read().decode()[-2000:]}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def stage_commands(scene: Path, work: Path) -> dict[str, list[str]]:
+    h5 = {name: str(work / f"{name}.h5") for name in ("scene", "superpoints", "masks2d", "tracks", "lifted")}
+    return {
+        "ingest": ["ingest", str(scene), "--out", h5["scene"]],
+        "fuse_mesh": ["fuse_mesh", str(scene), "--out", str(work / "fused.ply")],
+        "superpoints": ["superpoints", h5["scene"], "--out", h5["superpoints"]],
+        "keyframe_masks": ["keyframe_masks", h5["scene"], "--out", h5["masks2d"], "--scene-dir", str(scene)],
+        "track": ["track", h5["scene"], h5["masks2d"], "--out", h5["tracks"], "--scene-dir", str(scene)],
+        "lift": ["lift", h5["scene"], h5["superpoints"], h5["tracks"], "--out", h5["lifted"], "--scene-dir", str(scene)],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, nargs="+", default=[25, 50, 100])
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "redkitchen")
+    args = parser.parse_args()
+    if not args.data.is_dir():
+        print(f"reference data not found at {args.data}", file=sys.stderr)
+        return 2
+    results: dict[str, dict[int, tuple[float, float]]] = {}
+    for n in args.frames:
+        with tempfile.TemporaryDirectory() as tmp:
+            scene = subset_scene(args.data, n, Path(tmp) / "scenes")
+            work = Path(tmp) / "work"
+            work.mkdir()
+            for stage, command in stage_commands(scene, work).items():
+                results.setdefault(stage, {})[n] = measure(command)
+                seconds, rss = results[stage][n]
+                print(f"{n:4d} frames  {stage:15s} {seconds:7.2f} s  {rss:7.0f} MiB", flush=True)
+    first, last = args.frames[0], args.frames[-1]
+    print(f"\nstage            " + "".join(f"{n:>7d}f s" for n in args.frames) + "".join(f"{n:>7d}f MiB" for n in args.frames)
+          + f"   time x{last / first:g} frames   memory ratio")
+    for stage, by_n in results.items():
+        times = "".join(f"{by_n[n][0]:10.2f}" for n in args.frames)
+        memory = "".join(f"{by_n[n][1]:12.0f}" for n in args.frames)
+        print(f"{stage:15s}  {times}{memory}   {by_n[last][0] / by_n[first][0]:10.2f}x   {by_n[last][1] / by_n[first][1]:10.2f}x")
+    print("(linear time would be a ratio equal to the frame ratio; flat memory a ratio near 1;"
+          " start-up of each process, about 1 s, is included)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
