@@ -17,6 +17,7 @@ wildcard_constraints:
 
 include: "workflow/rules/scenes.smk"
 include: "workflow/rules/superpoints.smk"
+include: "workflow/rules/unscene3d.smk"
 include: "workflow/rules/tracking.smk"
 include: "workflow/rules/report.smk"
 

@@ -64,11 +64,11 @@ def synth_spec(scene):
 
 
 # Stages whose artifact holds per-point instances (point_instance), in DAG order: evaluated and drawn.
-LABEL_STAGES = ["lifted"]
+LABEL_STAGES = ["ncut", "lifted"]
 # Rules that run once per scene (each writes results/<scene>/benchmarks/<rule>.tsv).
-PER_SCENE_RULES = ["ingest", "keyframe_masks", "track", "lift", "pictures"]
+PER_SCENE_RULES = ["ingest", "ncut", "keyframe_masks", "track", "lift", "pictures"]
 # Cached rules may not have benchmark files; the summary reads their time and memory from the log.
-CACHED_RULES = ["superpoints"]
+CACHED_RULES = ["superpoints", "features_2d", "features_3d"]
 
 
 def has_frames(scene):

@@ -14,8 +14,8 @@ rule features_2d:
         gpu=1,
     log:
         f"{RESULTS}/{{scene}}/logs/features_2d.log",
-    benchmark:
-        f"{RESULTS}/{{scene}}/benchmarks/features_2d.tsv"
+    # Deterministic: reusable across workflow folders with --cache (no benchmark: allowed then).
+    cache: "omit-software"
     conda:
         "../envs/torch.yaml"
     script:
@@ -34,8 +34,8 @@ rule features_3d:
         gpu=1,
     log:
         f"{RESULTS}/{{scene}}/logs/features_3d.log",
-    benchmark:
-        f"{RESULTS}/{{scene}}/benchmarks/features_3d.tsv"
+    # Deterministic: reusable across workflow folders with --cache (no benchmark: allowed then).
+    cache: "omit-software"
     conda:
         "../envs/torch.yaml"
     script:

@@ -1,0 +1,206 @@
+"""``python -m pipeline features_2d SCENE_H5 SUPERPOINTS_H5 --out features_2d.h5``
+
+Per-pixel 2D features of every ``frame_step``-th valid frame, back-projected onto the scene's
+points (depth-tested), averaged per superpoint (visibility-weighted, L2-normalised).
+
+Artifact ``features_2d`` (stage "features_2d"):
+  superpoint_features (S, C) f32   unit-length mean feature (zero rows: superpoint never seen)
+  superpoint_weight   (S,)   f32   number of (frame, point) observations behind each row
+  point_visibility    (N,)   i32   number of frames in which each point passed the depth test
+  frames_used         (F,)   i64   ids of the frames processed
+attrs: empty (bool; True for scenes without frames: C = 0 and NCut uses 3D only), empty_reason,
+backend, feature_dim, n_frames_used, n_frames_seeing_points, n_points_visible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from pipeline.artifacts import read_artifact, write_artifact
+from pipeline.errors import InputError
+
+log = logging.getLogger(__name__)
+
+# torch and the backends are imported on use: the CLI imports every command module at start-up.
+STAGE_DEFAULTS = {
+    "backend": "handcrafted",  # handcrafted (weight-free colour baseline) | dino
+    "frame_step": 20,  # every k-th frame with a valid pose (UnScene3D: 20)
+    "depth_tolerance": 0.05,  # metres; |z_point - depth| below this counts as visible
+    "depth_scale": 1000.0,  # depth PNG units per metre
+    "batch_size": 4,  # frames per batch
+    "device": "auto",  # auto | cpu | cuda | cuda:N
+}
+
+
+def default_params() -> dict:
+    from pipeline.features import color, dino
+
+    return {**STAGE_DEFAULTS, "handcrafted": dict(color.DEFAULT_PARAMS), "dino": dict(dino.DEFAULT_PARAMS)}
+
+
+def merge_params(defaults: dict, params: dict | None, stage: str = "") -> dict:
+    """Defaults overridden by ``params``, one level of nested sections merged key by key.
+
+    Unknown keys (typos in config.yaml) are an error that lists the known ones.
+    """
+    merged = {key: (dict(value) if isinstance(value, dict) else value) for key, value in defaults.items()}
+    for key, value in (params or {}).items():
+        if key not in defaults:
+            raise InputError(None, f"unknown {stage} parameter {key!r}; known: {sorted(defaults)}")
+        if isinstance(defaults[key], dict):
+            if not isinstance(value, dict):
+                raise InputError(None, f"{stage}.{key} must be a mapping, got {value!r}")
+            unknown = sorted(set(value) - set(defaults[key]))
+            if unknown:
+                raise InputError(None, f"unknown {stage}.{key} parameter(s) {unknown}; known: {sorted(defaults[key])}")
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def make_backend(params: dict, device):
+    from pipeline.features import color, dino
+
+    if params["backend"] == "handcrafted":
+        return color.ColorFeatures(dict(params["handcrafted"]), device)
+    if params["backend"] == "dino":
+        return dino.DinoFeatures.from_params(dict(params["dino"]), device)
+    raise InputError(None, f"features_2d.backend must be 'handcrafted' or 'dino', got {params['backend']!r}")
+
+
+def read_frame_batches(scene_dir: Path, frame_ids: np.ndarray, poses: dict[int, np.ndarray], backend, params: dict,
+                       color_size: tuple[int, int], depth_size: tuple[int, int]) -> Iterator:
+    """Read, check and encode frames a batch at a time (only one batch is ever in memory)."""
+    import torch
+
+    from pipeline import scannet
+    from pipeline.backproject import FrameBatch, batched
+
+    for ids in batched(frame_ids, int(params["batch_size"])):
+        colors, depths = [], []
+        for frame_id in ids:
+            color_path = scannet.frame_path(scene_dir, "color", int(frame_id))
+            depth_path = scannet.frame_path(scene_dir, "depth", int(frame_id))
+            color = scannet.read_color(color_path)
+            depth = scannet.read_depth(depth_path, float(params["depth_scale"]))
+            if (color.shape[1], color.shape[0]) != color_size:
+                raise InputError(color_path, f"colour image is {color.shape[1]}x{color.shape[0]}, scene.h5 says {color_size[0]}x{color_size[1]}")
+            if (depth.shape[1], depth.shape[0]) != depth_size:
+                raise InputError(depth_path, f"depth image is {depth.shape[1]}x{depth.shape[0]}, scene.h5 says {depth_size[0]}x{depth_size[1]}")
+            colors.append(color)
+            depths.append(depth)
+        features = backend(np.stack(colors))
+        yield FrameBatch(
+            frame_ids=np.asarray(ids),
+            depth=torch.as_tensor(np.stack(depths)),
+            pose=torch.as_tensor(np.stack([poses[int(i)] for i in ids])),
+            features=features,
+        )
+
+
+def _empty_artifact(out_path, n_points: int, n_superpoints: int, params: dict, inputs: list, reason: str) -> Path:
+    log.info("features_2d: %s; writing an empty artifact (NCut will use 3D features only)", reason)
+    arrays = {
+        "superpoint_features": np.zeros((n_superpoints, 0), np.float32),
+        "superpoint_weight": np.zeros(n_superpoints, np.float32),
+        "point_visibility": np.zeros(n_points, np.int32),
+        "frames_used": np.zeros(0, np.int64),
+    }
+    attrs = {"empty": True, "empty_reason": reason, "backend": params["backend"], "feature_dim": 0, "n_frames_used": 0,
+             "n_frames_seeing_points": 0, "n_points_visible": 0}
+    return write_artifact(out_path, "features_2d", arrays, params=params, inputs=inputs, attrs=attrs)
+
+
+def run_features_2d(scene_h5, superpoints_h5, out_path, params: dict | None = None) -> Path:
+    from pipeline.backproject import Cameras, backproject_features, resolve_device, select_frames
+    from pipeline.features.aggregate import superpoint_features
+
+    params = merge_params(default_params(), params, "features_2d")
+    if params["backend"] not in ("handcrafted", "dino"):
+        raise InputError(None, f"features_2d.backend must be 'handcrafted' or 'dino', got {params['backend']!r}")
+    if int(params["frame_step"]) < 1 or float(params["depth_tolerance"]) <= 0:
+        raise InputError(None, "features_2d.frame_step must be >= 1 and depth_tolerance > 0")
+    scene = read_artifact(scene_h5, "scene", required=["vertices"])
+    superpoints = read_artifact(superpoints_h5, "superpoints", required=["point_superpoint"])
+    labels = superpoints["point_superpoint"]
+    vertices = scene["vertices"]
+    if len(labels) != len(vertices):
+        raise InputError(superpoints_h5, f"has {len(labels)} point labels but {scene_h5} has {len(vertices)} points")
+    n_superpoints = int(labels.max()) + 1 if len(labels) else 0
+    inputs = [str(scene_h5), str(superpoints_h5)]
+    if "frames/id" not in scene or len(scene["frames/id"]) == 0:
+        return _empty_artifact(out_path, len(vertices), n_superpoints, params, inputs, "the scene has no frames")
+
+    scene_dir = Path(scene.attrs["scene_dir"])
+    ids, valid = scene["frames/id"], scene["frames/valid"].astype(bool)
+    selected = select_frames(ids, valid, int(params["frame_step"]))
+    if len(selected) == 0:
+        raise InputError(scene_dir, f"has {len(ids)} frames but none with a valid pose: no 2D features can be computed")
+    poses = {int(i): p for i, p in zip(ids, scene["frames/pose"])}
+    color_size = tuple(int(x) for x in scene["frames/color_size"])
+    depth_size = tuple(int(x) for x in scene["frames/depth_size"])
+    cameras = Cameras(scene["intrinsics/color"], scene["intrinsics/depth"], color_size, depth_size)
+    device = resolve_device(params["device"])
+    backend = make_backend(params, device)
+    log.info("features_2d: %s backend on %s, %d of %d frames (every %d-th valid), %d points",
+             params["backend"], device, len(selected), len(ids), params["frame_step"], len(vertices))
+    batches = read_frame_batches(scene_dir, selected, poses, backend, params, color_size, depth_size)
+    result = backproject_features(vertices, batches, cameras, backend.feature_dim, float(params["depth_tolerance"]), params["device"])
+    if result.frames_with_visible_points == 0:
+        raise InputError(
+            scene_dir,
+            f"none of the {len(selected)} sampled frames sees any scene point within depth_tolerance="
+            f"{params['depth_tolerance']} m: check depth_scale ({params['depth_scale']}), poses and intrinsics",
+        )
+    features, weight = superpoint_features(result.features, labels, n_superpoints, weights=result.visibility)
+    arrays = {
+        "superpoint_features": features,
+        "superpoint_weight": weight,
+        "point_visibility": result.visibility,
+        "frames_used": result.frames_used.astype(np.int64),
+    }
+    attrs = {
+        "empty": False, "empty_reason": "", "backend": params["backend"], "feature_dim": int(backend.feature_dim),
+        "n_frames_used": int(len(result.frames_used)), "n_frames_seeing_points": int(result.frames_with_visible_points),
+        "n_points_visible": int((result.visibility > 0).sum()),
+    }
+    log.info("features_2d: %d/%d points and %d/%d superpoints seen", attrs["n_points_visible"], len(vertices),
+             int((weight > 0).sum()), n_superpoints)
+    return write_artifact(out_path, "features_2d", arrays, params=params, inputs=inputs + [str(scene_dir)], attrs=attrs)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    params = json.loads(args.params) if args.params else {}
+    for key in ("backend", "frame_step", "depth_tolerance", "device"):
+        if getattr(args, key) is not None:
+            params[key] = getattr(args, key)
+    if args.checkpoint:
+        params.setdefault("dino", {})["checkpoint"] = args.checkpoint
+    out = run_features_2d(args.scene_h5, args.superpoints_h5, args.out, params)
+    print(f"wrote {out}")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "features_2d", help="back-project 2D features (DINO or handcrafted colour) onto superpoints",
+        description="Encode every k-th valid frame, back-project the feature maps onto the scene's points "
+        "(depth-tested), average them per superpoint and write features_2d.h5.",
+    )
+    parser.add_argument("scene_h5")
+    parser.add_argument("superpoints_h5")
+    parser.add_argument("--out", required=True, help="output features_2d.h5")
+    parser.add_argument("--backend", choices=["handcrafted", "dino"])
+    parser.add_argument("--checkpoint", help="DINO checkpoint (dino_deitsmall8_pretrain.pth)")
+    parser.add_argument("--frame-step", dest="frame_step", type=int)
+    parser.add_argument("--depth-tolerance", dest="depth_tolerance", type=float)
+    parser.add_argument("--device")
+    parser.add_argument("--params", help="JSON object of further parameters (the config section)")
+    parser.set_defaults(func=_handle)

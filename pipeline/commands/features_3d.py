@@ -1,0 +1,96 @@
+"""``python -m pipeline features_3d SCENE_H5 SUPERPOINTS_H5 --out features_3d.h5``
+
+Per-point 3D features (CSC sparse UNet or handcrafted geometry) averaged per superpoint and
+L2-normalised.
+
+Artifact ``features_3d``: superpoint_features (S, C) f32, superpoint_weight (S,) f32 (points per
+superpoint); attrs backend, feature_dim.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.artifacts import read_artifact, write_artifact
+from pipeline.commands.features_2d import merge_params
+from pipeline.errors import InputError
+
+log = logging.getLogger(__name__)
+
+STAGE_DEFAULTS = {
+    "backend": "handcrafted",  # handcrafted (weight-free geometry baseline) | csc
+    "device": "auto",
+}
+CSC_DEFAULTS = {"checkpoint": "", "feature_level": 1}
+
+
+def default_params() -> dict:
+    from pipeline.features import geometric
+
+    return {**STAGE_DEFAULTS, "handcrafted": dict(geometric.DEFAULT_PARAMS), "csc": dict(CSC_DEFAULTS)}
+
+
+def point_features_3d(vertices: np.ndarray, normals: np.ndarray, colors: np.ndarray, params: dict) -> np.ndarray:
+    from pipeline.backproject import resolve_device
+    from pipeline.features import geometric
+
+    if params["backend"] == "handcrafted":
+        return geometric.geometric_point_features(vertices, normals, params["handcrafted"])
+    if params["backend"] == "csc":
+        from pipeline.features import csc
+
+        model, _ = csc.load_csc_checkpoint(params["csc"]["checkpoint"])
+        return csc.csc_point_features(model, vertices, colors, int(params["csc"]["feature_level"]), resolve_device(params["device"]))
+    raise InputError(None, f"features_3d.backend must be 'handcrafted' or 'csc', got {params['backend']!r}")
+
+
+def run_features_3d(scene_h5, superpoints_h5, out_path, params: dict | None = None) -> Path:
+    from pipeline.features.aggregate import superpoint_features
+
+    params = merge_params(default_params(), params, "features_3d")
+    if params["backend"] not in ("handcrafted", "csc"):
+        raise InputError(None, f"features_3d.backend must be 'handcrafted' or 'csc', got {params['backend']!r}")
+    scene = read_artifact(scene_h5, "scene", required=["vertices", "normals", "colors"])
+    superpoints = read_artifact(superpoints_h5, "superpoints", required=["point_superpoint"])
+    labels = superpoints["point_superpoint"]
+    if len(labels) != len(scene["vertices"]):
+        raise InputError(superpoints_h5, f"has {len(labels)} point labels but {scene_h5} has {len(scene['vertices'])} points")
+    n_superpoints = int(labels.max()) + 1 if len(labels) else 0
+    point_features = point_features_3d(scene["vertices"], scene["normals"], scene["colors"], params)
+    features, weight = superpoint_features(point_features, labels, n_superpoints)
+    log.info("features_3d: %s backend, %d-d features for %d superpoints", params["backend"], features.shape[1], n_superpoints)
+    attrs = {"backend": params["backend"], "feature_dim": int(features.shape[1])}
+    return write_artifact(out_path, "features_3d", {"superpoint_features": features, "superpoint_weight": weight},
+                          params=params, inputs=[str(scene_h5), str(superpoints_h5)], attrs=attrs)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    params = json.loads(args.params) if args.params else {}
+    for key in ("backend", "device"):
+        if getattr(args, key) is not None:
+            params[key] = getattr(args, key)
+    if args.checkpoint:
+        params.setdefault("csc", {})["checkpoint"] = args.checkpoint
+    out = run_features_3d(args.scene_h5, args.superpoints_h5, args.out, params)
+    print(f"wrote {out}")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "features_3d", help="3D point features (CSC sparse UNet or handcrafted geometry) per superpoint",
+        description="Compute per-point 3D features, average them per superpoint and write features_3d.h5.",
+    )
+    parser.add_argument("scene_h5")
+    parser.add_argument("superpoints_h5")
+    parser.add_argument("--out", required=True, help="output features_3d.h5")
+    parser.add_argument("--backend", choices=["handcrafted", "csc"])
+    parser.add_argument("--checkpoint", help="CSC checkpoint in this project's format (see pipeline/features/csc.py)")
+    parser.add_argument("--device")
+    parser.add_argument("--params", help="JSON object of further parameters (the config section)")
+    parser.set_defaults(func=_handle)

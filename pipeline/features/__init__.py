@@ -1,0 +1,10 @@
+"""Feature backends for UnScene3D's pseudo masks.
+
+2D (per-pixel maps of colour images, lifted to points by ``pipeline.backproject``):
+  ``dino``  — self-supervised DINO ViT-S/8 (timm), loaded from the official checkpoint format.
+  ``color`` — weight-free baseline: Lab colour and local colour statistics.
+3D (per point):
+  ``csc``       — sparse-convolution Res16UNet (spconv), loaded from this project's checkpoint format.
+  ``geometric`` — weight-free baseline: normals, FPFH, height.
+``aggregate`` turns point features into L2-normalised superpoint features.
+"""

@@ -1,0 +1,189 @@
+"""DINO ViT-S/8 dense features (the 2D backbone of UnScene3D), built with timm.
+
+The network is timm's ``vit_small_patch8_224`` created without a download (``pretrained=False``,
+``dynamic_img_size=True``, no classification head) and filled from the official DINO checkpoint
+(``dino_deitsmall8_pretrain.pth``: a plain state dict whose keys ``cls_token``, ``pos_embed``,
+``patch_embed.proj.*``, ``blocks.<i>.{norm1,attn.qkv,attn.proj,norm2,mlp.fc1,mlp.fc2}.*``,
+``norm.*`` coincide with timm's). A full DINO *training* checkpoint (``{"teacher": ...}``) is also
+accepted: its teacher backbone is used, the ``module.``/``backbone.`` prefixes are removed and the
+DINO projection head (``head.*``, not part of the ViT) is dropped. Loading is strict: any missing,
+unexpected or mis-shaped key is listed in the error.
+
+Dense features follow UnScene3D / "Deep ViT features as dense visual descriptors" (Amir et al.):
+the *key* facet of a late block (0-based ``layer``; 10 = the 11th of 12), heads concatenated,
+computed with the patch embedding's stride reduced from 8 to ``stride`` (4) for a denser grid; the
+position embedding is resampled by timm for the actual grid. Images are resized so the short side
+is ``short_side`` pixels (UnScene3D: 480x640 x 0.4 = 192x256), each side snapped to a multiple of 8.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pipeline.backproject import FeatureBatch
+from pipeline.errors import InputError
+
+DEFAULT_PARAMS = {
+    "checkpoint": "",  # path to dino_deitsmall8_pretrain.pth (required for this backend)
+    "arch": "vit_small_patch8_224",
+    "arch_overrides": {},  # timm keyword overrides (tests build tiny models: embed_dim, depth, num_heads, img_size)
+    "layer": 10,  # 0-based block whose facet is read
+    "facet": "key",  # key | query | value | token
+    "stride": 4,  # patch-embedding stride (8 = no overlap)
+    "short_side": 192,
+}
+FACETS = ("query", "key", "value", "token")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def build_dino_vit(arch: str = "vit_small_patch8_224", overrides: dict | None = None) -> torch.nn.Module:
+    """The ViT as timm builds it, random weights, no head, any image size."""
+    import timm
+
+    kwargs = {"pretrained": False, "dynamic_img_size": True, "num_classes": 0, **(overrides or {})}
+    return timm.create_model(arch, **kwargs)
+
+
+def dino_to_timm_state_dict(state: dict) -> dict:
+    """Map a DINO checkpoint (plain backbone state dict or full training checkpoint) to timm keys."""
+    if "teacher" in state and isinstance(state["teacher"], dict):
+        state = {k: v for k, v in state["teacher"].items()}
+        for prefix in ("module.", "backbone."):
+            state = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state.items()}
+        return {k: v for k, v in state.items() if not k.startswith("head.")}
+    for wrapper in ("state_dict", "model"):
+        if wrapper in state and isinstance(state[wrapper], dict):
+            return dict(state[wrapper])
+    return dict(state)
+
+
+def _listing(keys: list[str], limit: int = 8) -> str:
+    shown = ", ".join(keys[:limit])
+    return f"{len(keys)} [{shown}{' ...' if len(keys) > limit else ''}]"
+
+
+def check_state_dict(model: torch.nn.Module, state: dict, path: str | os.PathLike, what: str) -> None:
+    """Raise InputError naming every missing, unexpected and mis-shaped key."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mis_shaped = [
+        f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}"
+        for k in expected
+        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing keys {_listing(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys {_listing(unexpected)}")
+    if mis_shaped:
+        problems.append(f"wrong shapes {_listing(mis_shaped, 4)}")
+    if problems:
+        raise InputError(path, f"{what} does not match the architecture: " + "; ".join(problems))
+
+
+def read_torch_file(path: str | os.PathLike | None, what: str, config_key: str) -> dict:
+    if not path:
+        raise InputError(None, f"the {what} backend needs a checkpoint: set {config_key} in config.yaml "
+                               "(or pick the weight-free 'handcrafted' backend)")
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise InputError(path, f"{what} checkpoint file is missing (set {config_key})")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt or foreign files
+        raise InputError(path, f"not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict):
+        raise InputError(path, f"expected a state dict, found {type(state).__name__}")
+    return state
+
+
+def load_dino_vit(path: str | os.PathLike | None, arch: str = "vit_small_patch8_224", overrides: dict | None = None) -> torch.nn.Module:
+    """Build the ViT and load a DINO checkpoint strictly; eval mode."""
+    state = dino_to_timm_state_dict(read_torch_file(path, "DINO", "features_2d.dino.checkpoint"))
+    model = build_dino_vit(arch, overrides)
+    check_state_dict(model, state, Path(path).expanduser(), "DINO checkpoint")
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def input_size(size: tuple[int, int], short_side: int, patch: int) -> tuple[int, int]:
+    """(w, h) with the short side about ``short_side``, each a multiple of the patch size."""
+    width, height = size
+    factor = short_side / min(width, height)
+    return (max(patch, round(width * factor / patch) * patch), max(patch, round(height * factor / patch) * patch))
+
+
+def set_patch_stride(model: torch.nn.Module, stride: int) -> None:
+    patch = model.patch_embed.patch_size[0]
+    if not 1 <= stride <= patch or patch % stride:
+        raise ValueError(f"DINO stride must divide the patch size {patch}, got {stride}")
+    model.patch_embed.proj.stride = (stride, stride)
+
+
+def facet_features(model: torch.nn.Module, images: torch.Tensor, layer: int, facet: str) -> torch.Tensor:
+    """(B, 3, H, W) normalised images -> (B, D, gh, gw) facet of block ``layer`` (heads concatenated)."""
+    n_blocks = len(model.blocks)
+    index = layer if layer >= 0 else n_blocks + layer
+    if not 0 <= index < n_blocks:
+        raise ValueError(f"DINO layer {layer} out of range for a {n_blocks}-block ViT")
+    if facet not in FACETS:
+        raise ValueError(f"DINO facet must be one of {FACETS}, got {facet!r}")
+    x = model.patch_embed(images)  # (B, gh, gw, D) with dynamic_img_size
+    batch, grid_h, grid_w, dim = x.shape
+    x = model.norm_pre(model.patch_drop(model._pos_embed(x)))
+    for block in model.blocks[:index]:
+        x = block(x)
+    block = model.blocks[index]
+    if facet == "token":
+        out = block(x)
+    else:
+        qkv = block.attn.qkv(block.norm1(x)).reshape(batch, x.shape[1], 3, dim)
+        out = qkv[:, :, FACETS.index(facet)]
+    prefix = x.shape[1] - grid_h * grid_w  # class (and register) tokens
+    return out[:, prefix:].reshape(batch, grid_h, grid_w, dim).permute(0, 3, 1, 2).contiguous()
+
+
+@dataclass
+class DinoFeatures:
+    """Callable 2D backend: (B, H, W, 3) uint8 images -> FeatureBatch of (B, D, gh, gw)."""
+
+    model: torch.nn.Module
+    params: dict = field(default_factory=dict)
+    device: torch.device = torch.device("cpu")
+
+    def __post_init__(self):
+        self.params = {**DEFAULT_PARAMS, **self.params}
+        self.model = self.model.to(self.device).eval()
+        set_patch_stride(self.model, int(self.params["stride"]))
+
+    @classmethod
+    def from_params(cls, params: dict, device: torch.device) -> "DinoFeatures":
+        p = {**DEFAULT_PARAMS, **params}
+        return cls(load_dino_vit(p["checkpoint"], p["arch"], p["arch_overrides"]), p, device)
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.model.embed_dim)
+
+    @torch.no_grad()
+    def __call__(self, images: np.ndarray) -> FeatureBatch:
+        patch = self.model.patch_embed.patch_size[0]
+        batch = torch.as_tensor(np.asarray(images), device=self.device).permute(0, 3, 1, 2).float() / 255.0
+        height, width = batch.shape[2:]
+        in_w, in_h = input_size((width, height), int(self.params["short_side"]), patch)
+        batch = F.interpolate(batch, size=(in_h, in_w), mode="bilinear", align_corners=False, antialias=True)
+        mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
+        features = facet_features(self.model, (batch - mean) / std, int(self.params["layer"]), self.params["facet"])
+        return FeatureBatch.for_resized_image(
+            features.float(), (width, height), cell_size=patch, cell_stride=int(self.params["stride"]), input_size=(in_w, in_h)
+        )
