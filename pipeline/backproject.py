@@ -21,6 +21,7 @@ backend with any stride or resizing places its features exactly.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -29,6 +30,8 @@ import torch
 
 # Pairs sampled per step are capped so that pairs x channels stays about this many floats.
 SAMPLE_BUDGET_FLOATS = 1 << 22
+
+_log = logging.getLogger(__name__)
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -228,6 +231,8 @@ def backproject_features(points: np.ndarray, batches: Iterable[FrameBatch], came
             counts = accumulate_batch(accumulator, pts, batch, cameras, depth_tolerance, k_color, k_depth)
             frames_seeing += int((counts > 0).sum())
             used.append(np.asarray(batch.frame_ids))
+            if len(used) % 10 == 0:
+                _log.info("back-projected %d frames", sum(len(u) for u in used))
     return BackprojectionResult(
         features=accumulator.mean.cpu().numpy(),
         visibility=accumulator.count.cpu().numpy().astype(np.int32),

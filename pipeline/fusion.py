@@ -208,7 +208,9 @@ def fuse_tsdf(frames: FrameSource, params: dict | None = None) -> FusedMesh:
 
     # Pass 2: integrate each frame into the blocks its rays can reach.
     integrations = 0
-    for index in valid:
+    for done, index in enumerate(valid, start=1):
+        if done % 25 == 0 or done == len(valid):
+            log.info("fused %d/%d frames", done, len(valid))
         depth = np.ascontiguousarray(frames.depth(index), np.float32)
         depth = np.where(np.isfinite(depth), depth, 0.0).astype(np.float32)
         pose = frames.pose(index)

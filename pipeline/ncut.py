@@ -378,6 +378,9 @@ def masked_ncut(above: sparse.csr_matrix, adjacency_pairs: np.ndarray, params: d
                     "overlap": float(overlap)})
         masked[candidate] = True
         iteration += 1
+        if iteration % 10 == 0:
+            logging.getLogger(__name__).info("ncut: %d iterations, %d masks accepted, %d of %d superpoints left",
+                                             iteration, len(masks), int((~masked).sum()), n)
     return NCutResult(
         masks=np.asarray(masks, bool).reshape(-1, n),
         scores=np.asarray(scores, np.float32),
