@@ -15,7 +15,7 @@ from pipeline import __version__
 from pipeline.errors import InputError
 
 # Order is the order shown in --help; modules are imported on start-up, so keep them light.
-COMMANDS = ["synth", "ingest", "fuse_mesh", "superpoints", "features_2d", "features_3d", "ncut", "keyframe_masks", "track", "lift", "box_partition", "train", "predict", "evaluate", "pictures", "summary"]
+COMMANDS = ["synth", "ingest", "fuse_mesh", "superpoints", "features_2d", "features_3d", "ncut", "keyframe_masks", "track", "lift", "box_partition", "train", "predict", "evaluate", "pictures", "summary", "export"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -57,6 +57,20 @@ def test_tiny_config_runs_end_to_end(tmp_path):
     assert code == 0, output
     html = (tmp_path / "report.html").read_text(errors="replace")
     assert "overview.png" in html and "summary.md" in html
+    # the ScanNet-format export of the final labels scores what the HDF5 labels scored
+    import json
+
+    from pipeline.evaluate import instance_ap
+    from pipeline.export import read_scannet_benchmark
+
+    results = tmp_path / "results" / "tiny_room"
+    masks, _, scores = read_scannet_benchmark(results / "export" / "scannet" / "tiny_room.txt")
+    exported = instance_ap(scene["gt/instance"], scene["gt/instance_label"], masks, scores)
+    final = "pseudo_labels" if (results / "pseudo_labels.h5").exists() else "lifted"  # what the DAG exports
+    stored = json.loads((results / "metrics" / f"{final}.json").read_text())
+    assert exported.ap == pytest.approx(stored["ap"]) and exported.ap50 == pytest.approx(stored["ap50"])
+    assert (results / "export" / "spformer" / "tiny_room.pth").is_file()
+    assert (results / "export" / "tiny_room_instances.ply").is_file()
     # a second run has nothing to do
     code, output = run_snakemake(["--cores", "2", "-n", "--configfile", str(REPO / "tests" / "tiny_config.yaml")], tmp_path)
     assert code == 0 and "Nothing to be done" in output, output

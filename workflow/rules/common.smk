@@ -65,8 +65,10 @@ def synth_spec(scene):
 
 # Stages whose artifact holds per-point instances (point_instance), in DAG order: evaluated and drawn.
 LABEL_STAGES = ["ncut", "lifted"]
+# The labels that are exported for trainers: the last stage of LABEL_STAGES.
+FINAL_LABELS = LABEL_STAGES[-1]
 # Rules that run once per scene (each writes results/<scene>/benchmarks/<rule>.tsv).
-PER_SCENE_RULES = ["ingest", "ncut", "keyframe_masks", "track", "lift", "pictures"]
+PER_SCENE_RULES = ["ingest", "ncut", "keyframe_masks", "track", "lift", "pictures", "export"]
 # Cached rules may not have benchmark files; the summary reads their time and memory from the log.
 CACHED_RULES = ["superpoints", "features_2d", "features_3d"]
 
@@ -117,4 +119,8 @@ def benchmark_files():
 
 def all_outputs():
     scenes = sorted(SCENES)
-    return [f"{RESULTS}/summary.md"] + expand(f"{RESULTS}/{{scene}}/pictures/overview.png", scene=scenes)
+    return (
+        [f"{RESULTS}/summary.md"]
+        + expand(f"{RESULTS}/{{scene}}/pictures/overview.png", scene=scenes)
+        + expand(f"{RESULTS}/{{scene}}/export/{{scene}}_instances.ply", scene=scenes)
+    )

@@ -25,7 +25,7 @@ def unsupervised_sources():
     phases = stage_config("train").get("unsupervised", {}).get("phases")
     if not phases:
         return ["ncut", "lifted"]  # the presets' phases use both
-    named = {target for phase in phases for target in phase.get("targets", [])}
+    named = {name for phase in phases for target in phase.get("targets", []) for name in target.split("|")}
     return [name for name in ("ncut", "lifted") if name in named or (name == "lifted" and "lifted_views" in named)]
 
 

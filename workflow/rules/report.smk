@@ -75,3 +75,23 @@ rule summary:
         "../envs/core.yaml"
     script:
         "../scripts/summary.py"
+
+
+rule export:
+    input:
+        scene=f"{RESULTS}/{{scene}}/scene.h5",
+        superpoints=f"{RESULTS}/{{scene}}/superpoints.h5",
+        labels=lambda wc: f"{RESULTS}/{wc.scene}/{FINAL_LABELS}.h5",
+    output:
+        scannet=f"{RESULTS}/{{scene}}/export/scannet/{{scene}}.txt",
+        spformer=f"{RESULTS}/{{scene}}/export/spformer/{{scene}}.pth",
+        mask3d=f"{RESULTS}/{{scene}}/export/mask3d/{{scene}}.npy",
+        ply=f"{RESULTS}/{{scene}}/export/{{scene}}_instances.ply",
+    log:
+        f"{RESULTS}/{{scene}}/logs/export.log",
+    benchmark:
+        f"{RESULTS}/{{scene}}/benchmarks/export.tsv"
+    conda:
+        "../envs/core.yaml"
+    script:
+        "../scripts/export.py"
