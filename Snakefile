@@ -19,6 +19,7 @@ include: "workflow/rules/scenes.smk"
 include: "workflow/rules/superpoints.smk"
 include: "workflow/rules/unscene3d.smk"
 include: "workflow/rules/tracking.smk"
+include: "workflow/rules/learning.smk"
 include: "workflow/rules/report.smk"
 
 rule all:

@@ -64,11 +64,11 @@ def synth_spec(scene):
 
 
 # Stages whose artifact holds per-point instances (point_instance), in DAG order: evaluated and drawn.
-LABEL_STAGES = ["ncut", "lifted"]
+LABEL_STAGES = ["ncut", "lifted", "pseudo_labels"]
 # The labels that are exported for trainers: the last stage of LABEL_STAGES.
 FINAL_LABELS = LABEL_STAGES[-1]
 # Rules that run once per scene (each writes results/<scene>/benchmarks/<rule>.tsv).
-PER_SCENE_RULES = ["ingest", "ncut", "keyframe_masks", "track", "lift", "pictures", "export"]
+PER_SCENE_RULES = ["ingest", "ncut", "keyframe_masks", "track", "lift", "predict", "pictures", "export"]
 # Cached rules may not have benchmark files; the summary reads their time and memory from the log.
 CACHED_RULES = ["superpoints", "features_2d", "features_3d"]
 
@@ -112,9 +112,11 @@ def benchmark_files():
             rules_run.append("fuse_mesh")
         if has_ground_truth(scene):
             rules_run += [f"evaluate_{stage}" for stage in LABEL_STAGES]
+        if learning_mode() == "box":
+            rules_run.append("box_partition")
         files += [f"{RESULTS}/{scene}/benchmarks/{rule}.tsv" for rule in rules_run]
         files += [f"{RESULTS}/{scene}/logs/{rule}.log" for rule in CACHED_RULES]
-    return files
+    return files + [f"{RESULTS}/_training/benchmarks/train.tsv"]
 
 
 def all_outputs():
@@ -124,3 +126,56 @@ def all_outputs():
         + expand(f"{RESULTS}/{{scene}}/pictures/overview.png", scene=scenes)
         + expand(f"{RESULTS}/{{scene}}/export/{{scene}}_instances.ply", scene=scenes)
     )
+
+
+# Learning stage helpers (rules in learning.smk).
+TRAINING_DIR = f"{RESULTS}/_training"  # "_" keeps it apart from scene names (they start alphanumeric)
+
+
+def scene_has_boxes(scene):
+    """Boxes come from boxes.json or, failing that, from ScanNet ground truth (synthetic scenes have both)."""
+    if is_synthetic(scene):
+        return True
+    folder = Path(scene_dir(scene))
+    return (folder / "boxes.json").is_file() or (folder / f"{folder.name}.aggregation.json").is_file()
+
+
+def learning_mode():
+    requested = stage_config("train").get("mode", "auto")
+    if requested != "auto":
+        return requested
+    return "box" if all(scene_has_boxes(s) for s in SCENES) else "unsupervised"
+
+
+def unsupervised_sources():
+    """Artifacts the unsupervised phases read: ncut.h5 and/or lifted.h5 (as named by the phases)."""
+    phases = stage_config("train").get("unsupervised", {}).get("phases")
+    if not phases:
+        return ["ncut", "lifted"]  # the presets' phases use both
+    named = {name for phase in phases for target in phase.get("targets", []) for name in target.split("|")}
+    return [name for name in ("ncut", "lifted") if name in named or (name == "lifted" and "lifted_views" in named)]
+
+
+def train_inputs(wildcards):
+    scenes = sorted(SCENES)
+    inputs = {
+        "scene": expand(f"{RESULTS}/{{scene}}/scene.h5", scene=scenes),
+        "superpoints": expand(f"{RESULTS}/{{scene}}/superpoints.h5", scene=scenes),
+    }
+    if learning_mode() == "box":
+        inputs["boxes"] = expand(f"{RESULTS}/{{scene}}/boxes.h5", scene=scenes)
+    else:
+        for source in unsupervised_sources():
+            inputs[source] = expand(f"{RESULTS}/{{scene}}/{source}.h5", scene=scenes)
+    return inputs
+
+
+def predict_inputs(wildcards):
+    inputs = {
+        "model": f"{TRAINING_DIR}/model.pt",
+        "scene": f"{RESULTS}/{wildcards.scene}/scene.h5",
+        "superpoints": f"{RESULTS}/{wildcards.scene}/superpoints.h5",
+    }
+    if learning_mode() == "box":
+        inputs["boxes"] = f"{RESULTS}/{wildcards.scene}/boxes.h5"
+    return inputs

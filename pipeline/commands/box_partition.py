@@ -1,0 +1,102 @@
+"""`python -m pipeline box_partition scene.h5 --out boxes.h5`"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.artifacts import read_artifact, write_artifact
+from pipeline.boxes import DEFAULT_PARAMS, check_boxes, partition_points, smallest_box_assignment, summarise_boxes
+from pipeline.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def box_partition_arrays(vertices: np.ndarray, box_min, box_max, labels, instance, params: dict) -> tuple[dict, dict]:
+    """The arrays and attributes of boxes.h5 for one scene."""
+    partition = partition_points(vertices, box_min, box_max, int(params["chunk"]))
+    summary = summarise_boxes(partition, box_min, box_max, float(params["containment_tolerance"]))
+    arrays = {
+        "point_box": partition.point_box,
+        "n_containing": partition.n_containing,
+        "ambiguous": {"point": partition.ambiguous_point, "box": partition.ambiguous_box},
+        "smallest_box": smallest_box_assignment(partition, summary.volume.astype(np.float64)),
+        "box": {
+            "min": np.asarray(box_min, np.float32),
+            "max": np.asarray(box_max, np.float32),
+            "label": np.asarray(labels, dtype=str),
+            "instance": np.asarray(instance, np.int32),
+            "centre": summary.centre,
+            "volume": summary.volume,
+            "n_points": summary.n_points,
+            "n_labelled": summary.n_labelled,
+            "contained_in": summary.contained_in,
+        },
+    }
+    attrs = {
+        "n_boxes": int(len(box_min)),
+        "n_labelled": int(partition.labelled.sum()),
+        "n_ambiguous": int(partition.ambiguous.sum()),
+        "n_background": int(partition.background.sum()),
+        "n_nested": int((summary.contained_in >= 0).sum()),
+        "n_empty_boxes": int((summary.n_points == 0).sum()),
+    }
+    return arrays, attrs
+
+
+def run_box_partition(scene_path, out_path, params: dict | None = None) -> Path:
+    params = {**DEFAULT_PARAMS, **(params or {})}
+    scene = read_artifact(scene_path, "scene", required=["vertices"])
+    if "boxes/min" not in scene:
+        raise InputError(
+            scene_path,
+            "has no boxes (the scene folder has neither boxes.json nor ScanNet ground truth); box "
+            "supervision needs boxes: add boxes.json or set train.mode to 'unsupervised'",
+        )
+    box_min, box_max = check_boxes(scene["boxes/min"], scene["boxes/max"], scene_path)
+    labels = scene.get("boxes/label", np.full(len(box_min), "object"))
+    instance = scene.get("boxes/instance", np.full(len(box_min), -1, np.int32))
+    if len(box_min) == 0:
+        log.warning("%s: the scene has zero boxes; every point is background and box training will skip it", scene_path)
+    arrays, attrs = box_partition_arrays(scene["vertices"], box_min, box_max, labels, instance, params)
+    nested = np.flatnonzero(arrays["box"]["contained_in"] >= 0)
+    for inner in nested:
+        log.warning(
+            "box %d (%s) lies inside box %d (%s): all its points are ambiguous (BEEP3D's known failure case); "
+            "if the teacher leaves it less than train.box.rescue_min_fraction of its points, it takes back its "
+            "smallest-box points",
+            inner, labels[inner], arrays["box"]["contained_in"][inner], labels[arrays["box"]["contained_in"][inner]],
+        )
+    empty = np.flatnonzero(arrays["box"]["n_points"] == 0)
+    if len(empty):
+        log.warning("%s: boxes %s contain no point", scene_path, empty[:20].tolist())
+    log.info(
+        "%s: %d boxes, %d labelled points (one box), %d ambiguous (several), %d background, %d nested boxes",
+        scene_path, attrs["n_boxes"], attrs["n_labelled"], attrs["n_ambiguous"], attrs["n_background"], attrs["n_nested"],
+    )
+    attrs["scene_name"] = scene.attrs.get("scene_name", "")
+    return write_artifact(out_path, "boxes", arrays, params=params, inputs=[scene_path], attrs=attrs)
+
+
+def _handle(args) -> int:
+    run_box_partition(args.scene, args.out, {"containment_tolerance": args.containment_tolerance})
+    print(f"wrote {args.out}")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "box_partition",
+        help="split the points of scene.h5 by the boxes that contain them (boxes.h5)",
+        description="For every point, the boxes that contain it: points in exactly one box are labelled "
+        "(P^l), points in two or more are ambiguous (P^u), points in none are background.",
+    )
+    parser.add_argument("scene", help="scene.h5 (from ingest) with boxes/min, boxes/max")
+    parser.add_argument("--out", required=True, help="output boxes.h5")
+    parser.add_argument(
+        "--containment-tolerance", type=float, default=DEFAULT_PARAMS["containment_tolerance"],
+        help="metres a box may stick out of another and still count as inside it (reporting only)",
+    )
+    parser.set_defaults(func=_handle)

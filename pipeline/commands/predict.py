@@ -1,0 +1,84 @@
+"""`python -m pipeline predict --model model.pt --scene-dir results/A --out pseudo_labels.h5`"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from pipeline.artifacts import write_artifact
+from pipeline.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def run_predict(model_path, inputs, out_path, params: dict | None = None) -> Path:
+    """Pseudo-labels of one scene (``inputs``: pipeline.train.data.SceneInputs) -> pseudo_labels.h5."""
+    # Imported here so that `python -m pipeline --help` does not load torch.
+    from pipeline.model.net import resolve_device
+    from pipeline.predict import DEFAULT_PARAMS, predict_boxes, predict_unsupervised
+    from pipeline.train.config import resolve
+    from pipeline.train.data import load_scene
+    from pipeline.train.loop import build_model, load_checkpoint_file
+
+    params = {**DEFAULT_PARAMS, **(params or {})}
+    unknown = set(params) - set(DEFAULT_PARAMS)
+    if unknown:
+        raise ValueError(f"predict: unknown key(s) {sorted(unknown)}; known: {sorted(DEFAULT_PARAMS)}")
+    state = load_checkpoint_file(model_path)
+    if not state.get("complete"):
+        log.warning("%s is an unfinished checkpoint (step %s)", model_path, state.get("step"))
+    mode = state["mode"]
+    which = params["model"] if params["model"] != "auto" else ("teacher" if mode == "box" else "student")
+    if which == "teacher" and state.get("teacher") is None:
+        raise InputError(model_path, "has no teacher network (it was trained in unsupervised mode); use model: student")
+    device = resolve_device(params["device"])
+    try:
+        model = build_model(state, which, device)
+    except ValueError as exc:
+        raise InputError(model_path, str(exc)) from None
+    train_config = resolve(json.loads(state["params"]))
+    if mode == "box" and inputs.boxes is None:
+        raise InputError(inputs.scene, "the model was trained with boxes (box mode) but this scene has no boxes.h5; "
+                                       "run box_partition (the scene needs boxes.json or ground truth)")
+    label_index = {label: i for i, label in enumerate(state["labels"])}
+    scene = load_scene(inputs, label_index, want_boxes=mode == "box")
+    if mode == "box":
+        labels = predict_boxes(model, scene, train_config.box, device)
+    else:
+        labels = predict_unsupervised(model, scene, params, device)
+    n_instances = int(len(labels.instance_score))
+    log.info("%s: %s mode, %s network: %d instances, %d of %d points labelled", inputs.name, mode, which, n_instances,
+             int((labels.point_instance >= 0).sum()), scene.n_points)
+    attrs = {"mode": mode, "network": which, "model_path": str(model_path), "model_step": int(state["step"]),
+             "model_package_version": state.get("package_version", ""), "n_instances": n_instances,
+             "scene_name": inputs.name, **labels.attrs}
+    sources = [str(p) for p in (model_path, inputs.scene, inputs.superpoints, inputs.boxes) if p is not None]
+    return write_artifact(out_path, "pseudo_labels", labels.arrays(), params=params, inputs=sources, attrs=attrs)
+
+
+def _handle(args) -> int:
+    from pipeline.commands.train import scene_inputs_from_dir
+
+    params = json.loads(args.params) if args.params else {}
+    if args.device:
+        params["device"] = args.device
+    inputs = scene_inputs_from_dir(args.scene_dir)
+    run_predict(args.model, inputs, args.out, params)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="final per-point pseudo-labels of one scene from a trained model (pseudo_labels.h5)",
+        description="Box mode: the EMA teacher decides the points inside several boxes; unsupervised mode: the "
+        "model's confident masks. Writes point_instance, instance_score, instance_class (and point_box).",
+    )
+    parser.add_argument("--model", required=True, help="model checkpoint from `train`")
+    parser.add_argument("--scene-dir", required=True, help="results/<scene> folder (scene.h5, superpoints.h5, boxes.h5)")
+    parser.add_argument("--out", required=True, help="output pseudo_labels.h5")
+    parser.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--params", help="JSON object of predict parameters (as in config.yaml's predict section)")
+    parser.set_defaults(func=_handle)

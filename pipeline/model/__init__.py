@@ -1,0 +1,1 @@
+"""Instance segmentation network: sparse-voxel UNet backbone, superpoint pooling, query decoder."""

@@ -1,0 +1,123 @@
+"""Final pseudo-labels of one scene from a trained model.
+
+Box mode (BEEP3D): the EMA teacher with centre-refined queries is matched to the scene's boxes;
+points inside one box keep it, points inside several go to the box whose query scores them
+highest (Eq. 4), points in no box are background. Instance k is box k (``point_box`` =
+``point_instance``), its score the objectness of the box's query, its class the box label.
+
+Unsupervised mode: the student's masks on the full scene, kept when confident enough, after mask
+non-maximum suppression; overlaps go to the higher-scored mask, so each point has one instance.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from pipeline.model.net import InstanceNet, prepare_scene
+from pipeline.train.beep3d import Beep3DConfig, initial_query_coords, teacher_pseudo_masks
+from pipeline.train.data import TrainScene
+from pipeline.train.selftrain import SelfTrainConfig, predicted_masks
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PARAMS = {
+    "model": "auto",  # auto (box: teacher, unsupervised: student) | teacher | student
+    "score_threshold": 0.3,  # unsupervised: masks scored lower are dropped
+    "mask_threshold": 0.5,  # probability above which a superpoint is in a mask
+    "nms_iou": 0.5,  # unsupervised: IoU above which the lower-scored mask is suppressed
+    "min_points": 30,  # unsupervised: smaller instances are dropped
+    "device": "auto",
+}
+
+
+@dataclass
+class PseudoLabels:
+    point_instance: np.ndarray  # (N,) int32, -1 = none
+    instance_score: np.ndarray  # (K,) float32
+    instance_class: np.ndarray  # (K,) str
+    point_box: np.ndarray | None = None  # (N,) int32 box index per point (box mode), -1 background
+    attrs: dict = field(default_factory=dict)
+
+    def arrays(self) -> dict:
+        out = {
+            "point_instance": self.point_instance.astype(np.int32),
+            "instance_score": self.instance_score.astype(np.float32),
+            "instance_class": np.asarray(self.instance_class, dtype=str),
+        }
+        if self.point_box is not None:
+            out["point_box"] = self.point_box.astype(np.int32)
+        return out
+
+
+def scene_tensors(scene: TrainScene, voxel_size: float, device):
+    return prepare_scene(scene.points, scene.colors, scene.normals, scene.point_superpoint, voxel_size, device)
+
+
+@torch.no_grad()
+def predict_boxes(teacher: InstanceNet, scene: TrainScene, config: Beep3DConfig, device="cpu") -> PseudoLabels:
+    """Box-mode pseudo-labels (see the module docstring)."""
+    boxes = scene.boxes
+    if boxes is None or boxes.n_boxes == 0:
+        log.warning("%s: no boxes, so every point is background", scene.name)
+        empty = np.zeros(0)
+        return PseudoLabels(np.full(scene.n_points, -1, np.int32), empty.astype(np.float32), empty.astype(str),
+                            np.full(scene.n_points, -1, np.int32), {"n_boxes": 0, "rescued_boxes": []})
+    teacher.eval()
+    tensors = scene_tensors(scene, teacher.config.voxel_size, device)
+    if boxes.n_boxes > teacher.config.n_queries:
+        log.warning("%s: %d boxes but only %d queries; boxes without a query keep only their own points "
+                    "(ambiguous points fall to the smallest box)", scene.name, boxes.n_boxes, teacher.config.n_queries)
+    fractions = torch.from_numpy(scene.box_fractions).to(tensors.sp_coords.device)
+    result = teacher_pseudo_masks(teacher, tensors, boxes, fractions, boxes.centre, config)
+    if result.rescued:
+        log.warning("%s: boxes %s were left (nearly) empty by the teacher (a box inside another?) and keep "
+                    "their smallest-box points", scene.name, result.rescued)
+    point_box = result.assignment.astype(np.int32)
+    attrs = {"n_boxes": boxes.n_boxes, "rescued_boxes": result.rescued,
+             "n_ambiguous": int(len(np.unique(boxes.ambiguous_point))),
+             "n_unmatched_boxes": int(boxes.n_boxes - len(result.matching.target))}
+    return PseudoLabels(point_box.copy(), result.query_score.astype(np.float32), np.asarray(boxes.labels, dtype=str),
+                        point_box, attrs)
+
+
+def masks_to_point_labels(sp_masks: np.ndarray, scores: np.ndarray, point_superpoint: np.ndarray,
+                          min_points: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Non-overlapping (N,) instance ids from superpoint masks (M, S): where masks overlap the
+    higher score wins; instances left with fewer than ``min_points`` points are dropped and the
+    rest renumbered 0..K-1 in decreasing score. Returns (point_instance, instance_score)."""
+    sp_masks = np.asarray(sp_masks, bool)
+    scores = np.asarray(scores, np.float64)
+    n_superpoints = sp_masks.shape[1] if sp_masks.ndim == 2 else 0
+    sp_label = np.full(n_superpoints, -1, np.int64)
+    for index in np.argsort(scores, kind="stable"):  # ascending: higher scores paint last
+        sp_label[sp_masks[index]] = index
+    point_label = sp_label[np.asarray(point_superpoint)] if len(point_superpoint) else np.zeros(0, np.int64)
+    counts = np.bincount(point_label[point_label >= 0], minlength=len(scores))
+    survivors = [i for i in np.argsort(-scores, kind="stable") if counts[i] >= max(min_points, 1)]
+    new_id = np.full(len(scores) + 1, -1, np.int64)
+    new_id[np.asarray(survivors, np.int64)] = np.arange(len(survivors))
+    point_instance = np.where(point_label >= 0, new_id[point_label], -1).astype(np.int32)
+    return point_instance, scores[np.asarray(survivors, np.int64)].astype(np.float32)
+
+
+@torch.no_grad()
+def predict_unsupervised(model: InstanceNet, scene: TrainScene, params: dict, device="cpu") -> PseudoLabels:
+    """Unsupervised-mode pseudo-labels (see the module docstring)."""
+    params = {**DEFAULT_PARAMS, **params}
+    model.eval()
+    tensors = scene_tensors(scene, model.config.voxel_size, device)
+    out = model(tensors, initial_query_coords(tensors, model.config.n_queries))
+    cfg = SelfTrainConfig(mask_threshold=float(params["mask_threshold"]), nms_iou=float(params["nms_iou"]),
+                          min_points=int(params["min_points"]))
+    masks, scores = predicted_masks(out, tensors.sp_size, cfg)
+    confident = scores >= float(params["score_threshold"])
+    point_instance, instance_score = masks_to_point_labels(masks[confident], scores[confident], scene.point_superpoint,
+                                                           int(params["min_points"]))
+    if len(instance_score) == 0:
+        log.warning("%s: no mask reached score %.2f; the scene gets no instances", scene.name, params["score_threshold"])
+    attrs = {"n_candidates": int(len(masks)), "n_confident": int(confident.sum())}
+    return PseudoLabels(point_instance, instance_score, np.full(len(instance_score), "object"), None, attrs)

@@ -1,0 +1,245 @@
+"""Training data: one scene's arrays and its supervision, read from the stage artifacts.
+
+- scene.h5 (ingest): vertices, colors, normals
+- superpoints.h5: point_superpoint (without it, a coarse voxel grid stands in, with a warning)
+- boxes.h5 (box_partition): the box partition (box mode)
+- ncut.h5: masks (M, S) over superpoints; lifted.h5: point_instance (N,) and, for the
+  curriculum's first stage, the per-view masks views/mask_view, views/mask_offsets,
+  views/mask_points (points of mask m: mask_points[mask_offsets[m]:mask_offsets[m+1]])
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.artifacts import read_artifact
+from pipeline.boxes import box_volume
+from pipeline.errors import InputError
+from pipeline.train.beep3d import SceneBoxes, box_point_fractions
+from pipeline.train.selftrain import label_fractions
+
+log = logging.getLogger(__name__)
+
+FALLBACK_SUPERPOINT_CELL = 0.1  # metres: grid cells standing in for superpoints when none are given
+
+
+@dataclass
+class SceneInputs:
+    name: str
+    scene: Path
+    superpoints: Path | None = None
+    boxes: Path | None = None
+    ncut: Path | None = None
+    lifted: Path | None = None
+
+
+@dataclass
+class ViewMasks:
+    point: np.ndarray  # (P,) point index
+    view: np.ndarray  # (P,) view id
+    instance: np.ndarray  # (P,) mask id (unique over the scene; -1: seen, in no mask)
+
+    def view_ids(self) -> np.ndarray:
+        return np.unique(self.view)
+
+
+@dataclass
+class TrainScene:
+    name: str
+    points: np.ndarray  # (N, 3) float32
+    colors: np.ndarray  # (N, 3) uint8
+    normals: np.ndarray  # (N, 3) float32
+    point_superpoint: np.ndarray  # (N,) int64, 0..S-1
+    sp_size: np.ndarray  # (S,) float64
+    boxes: SceneBoxes | None = None
+    box_fractions: np.ndarray | None = None  # (B, S) share of each superpoint inside each box
+    sources: dict[str, np.ndarray] = field(default_factory=dict)  # "ncut" / "lifted": (K, S) in [0, 1]
+    views: ViewMasks | None = None
+    gt_instance: np.ndarray | None = None  # (N,) for evaluation only, never used in training
+    gt_labels: np.ndarray | None = None
+
+    @property
+    def n_points(self) -> int:
+        return len(self.points)
+
+    @property
+    def n_superpoints(self) -> int:
+        return len(self.sp_size)
+
+
+def grid_superpoints(points: np.ndarray, cell: float = FALLBACK_SUPERPOINT_CELL) -> np.ndarray:
+    cells = np.floor(np.asarray(points, np.float64) / cell).astype(np.int64)
+    _, ids = np.unique(cells, axis=0, return_inverse=True)
+    return ids.reshape(-1).astype(np.int64)
+
+
+def _check_length(array: np.ndarray, n: int, path, name: str) -> None:
+    if len(array) != n:
+        raise InputError(path, f"{name} covers {len(array)} points but scene.h5 has {n}; rerun this stage")
+
+
+def load_boxes(path, n_points: int, point_superpoint: np.ndarray, sp_size: np.ndarray, label_index: dict[str, int] | None):
+    art = read_artifact(path, "boxes", required=["point_box", "ambiguous/point", "ambiguous/box", "box/min", "box/max"])
+    _check_length(art["point_box"], n_points, path, "point_box")
+    box_min, box_max = art["box/min"].astype(np.float64), art["box/max"].astype(np.float64)
+    labels = [str(x) for x in art.get("box/label", np.full(len(box_min), "object"))]
+    class_index = np.asarray([label_index.get(label, 0) if label_index else 0 for label in labels], np.int64)
+    boxes = SceneBoxes(
+        point_box=art["point_box"].astype(np.int32),
+        ambiguous_point=art["ambiguous/point"].astype(np.int64),
+        ambiguous_box=art["ambiguous/box"].astype(np.int64),
+        centre=0.5 * (box_min + box_max),
+        volume=box_volume(box_min, box_max),
+        class_index=class_index,
+        labels=labels,
+    )
+    fractions = box_point_fractions(boxes.point_box, boxes.ambiguous_point, boxes.ambiguous_box, point_superpoint,
+                                    sp_size, boxes.n_boxes)
+    return boxes, fractions
+
+
+def box_labels(path) -> list[str]:
+    art = read_artifact(path, "boxes", required=["box/min"])
+    return [str(x) for x in art.get("box/label", np.full(len(art["box/min"]), "object"))]
+
+
+def load_scene(inputs: SceneInputs, label_index: dict[str, int] | None = None, want_boxes: bool = True) -> TrainScene:
+    scene = read_artifact(inputs.scene, "scene", required=["vertices"])
+    points = scene["vertices"].astype(np.float32)
+    n = len(points)
+    colors = scene.get("colors")
+    colors = np.full((n, 3), 128, np.uint8) if colors is None else colors
+    normals = scene.get("normals")
+    normals = np.zeros((n, 3), np.float32) if normals is None else normals.astype(np.float32)
+    if inputs.superpoints is not None:
+        sp_art = read_artifact(inputs.superpoints, "superpoints", required=["point_superpoint"])
+        point_superpoint = sp_art["point_superpoint"].astype(np.int64)
+        _check_length(point_superpoint, n, inputs.superpoints, "point_superpoint")
+    else:
+        log.warning("%s: no superpoints given; using %.2f m grid cells instead (coarser masks)", inputs.name,
+                    FALLBACK_SUPERPOINT_CELL)
+        point_superpoint = grid_superpoints(points)
+    n_superpoints = int(point_superpoint.max()) + 1 if n else 0
+    sp_size = np.bincount(point_superpoint, minlength=n_superpoints).astype(np.float64)
+    result = TrainScene(inputs.name, points, colors, normals, point_superpoint, sp_size,
+                        gt_instance=scene.get("gt/instance"), gt_labels=scene.get("gt/instance_label"))
+    if want_boxes and inputs.boxes is not None:
+        result.boxes, result.box_fractions = load_boxes(inputs.boxes, n, point_superpoint, sp_size, label_index)
+    if inputs.ncut is not None:
+        art = read_artifact(inputs.ncut, "ncut", required=["masks"])
+        masks = np.asarray(art["masks"], bool).reshape(-1, art["masks"].shape[-1] if art["masks"].ndim == 2 else n_superpoints)
+        if masks.shape[1] != n_superpoints:
+            raise InputError(inputs.ncut, f"masks cover {masks.shape[1]} superpoints, {inputs.superpoints} has "
+                                          f"{n_superpoints}; rerun ncut")
+        result.sources["ncut"] = masks.astype(np.float32)
+    if inputs.lifted is not None:
+        art = read_artifact(inputs.lifted, "lifted", required=["point_instance"])
+        point_instance = art["point_instance"].astype(np.int64)
+        _check_length(point_instance, n, inputs.lifted, "point_instance")
+        result.sources["lifted"] = label_fractions(point_instance, point_superpoint, sp_size)
+        views = view_masks_from_lifted(art, n)
+        if views is not None and len(views.point):
+            result.views = views
+    return result
+
+
+def view_masks_from_lifted(art, n_points: int) -> ViewMasks | None:
+    """Per-view masks of lifted.h5 (views/mask_view, mask_offsets, mask_points) as triplets;
+    None when the artifact has none. The object id within a view is the mask's index."""
+    needed = ("views/mask_view", "views/mask_offsets", "views/mask_points")
+    if not all(name in art for name in needed):
+        return None
+    mask_view = art["views/mask_view"].astype(np.int64)
+    offsets = art["views/mask_offsets"].astype(np.int64)
+    points = art["views/mask_points"].astype(np.int64)
+    if len(offsets) != len(mask_view) + 1 or (len(offsets) and offsets[-1] != len(points)):
+        raise InputError(art.path, "views/mask_offsets does not fit views/mask_view and views/mask_points")
+    if len(points) and (points.min() < 0 or points.max() >= n_points):
+        raise InputError(art.path, f"views/mask_points indexes points outside 0..{n_points - 1}")
+    mask_of_entry = np.repeat(np.arange(len(mask_view)), np.diff(offsets))
+    return ViewMasks(points, mask_view[mask_of_entry], mask_of_entry)
+
+
+def label_vocabulary(inputs: list[SceneInputs]) -> list[str]:
+    """Sorted box labels over all scenes (the class head's classes)."""
+    labels = set()
+    for item in inputs:
+        if item.boxes is not None:
+            labels.update(box_labels(item.boxes))
+    return sorted(labels)
+
+
+@dataclass
+class Augmentation:
+    rotation: np.ndarray  # (3, 3) rotation (and flip) about z
+    scale: float
+    centre: np.ndarray  # (3,) pivot
+    color_shift: np.ndarray  # (3,) added to RGB (0..255 units)
+
+    def points(self, xyz: np.ndarray) -> np.ndarray:
+        return ((np.asarray(xyz, np.float64) - self.centre) @ self.rotation.T * self.scale + self.centre)
+
+    def normals(self, normals: np.ndarray) -> np.ndarray:
+        return np.asarray(normals, np.float64) @ self.rotation.T
+
+    def colors(self, colors: np.ndarray) -> np.ndarray:
+        return np.clip(np.asarray(colors, np.float64) + self.color_shift, 0, 255).astype(np.uint8)
+
+
+def sample_augmentation(rng: np.random.Generator, centre: np.ndarray, config: dict) -> Augmentation:
+    angle = rng.uniform(0, 2 * np.pi) if config.get("rotate") else 0.0
+    c, s = np.cos(angle), np.sin(angle)
+    rotation = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+    if config.get("flip") and rng.random() < 0.5:
+        rotation = rotation @ np.diag([-1.0, 1.0, 1.0])
+    low, high = config.get("scale") or [1.0, 1.0]
+    scale = float(rng.uniform(low, high))
+    jitter = float(config.get("color_jitter") or 0.0)
+    shift = rng.normal(0, jitter * 255, 3) if jitter > 0 else np.zeros(3)
+    return Augmentation(rotation, scale, np.asarray(centre, np.float64), shift)
+
+
+def identity_augmentation(centre: np.ndarray) -> Augmentation:
+    return Augmentation(np.eye(3), 1.0, np.asarray(centre, np.float64), np.zeros(3))
+
+
+def crop(scene: TrainScene, point_index: np.ndarray) -> tuple[TrainScene, np.ndarray]:
+    """The sub-scene of the given points with its superpoints renumbered; also returns the map
+    from new superpoint ids to the scene's."""
+    point_index = np.asarray(point_index, np.int64)
+    kept_sp, new_sp = np.unique(scene.point_superpoint[point_index], return_inverse=True)
+    new_sp = new_sp.reshape(-1).astype(np.int64)
+    sp_size = np.bincount(new_sp, minlength=len(kept_sp)).astype(np.float64)
+    sub = TrainScene(f"{scene.name}[crop]", scene.points[point_index], scene.colors[point_index],
+                     scene.normals[point_index], new_sp, sp_size)
+    return sub, kept_sp
+
+
+def scene_from_arrays(name: str, points, colors, normals, point_superpoint=None, box_min=None, box_max=None,
+                      box_labels_=None, label_index: dict[str, int] | None = None, sources: dict | None = None) -> TrainScene:
+    """A TrainScene from in-memory arrays (tests, benchmarks, notebooks): boxes are partitioned here."""
+    from pipeline.boxes import partition_points
+
+    points = np.asarray(points, np.float32)
+    point_superpoint = grid_superpoints(points) if point_superpoint is None else np.asarray(point_superpoint, np.int64)
+    n_superpoints = int(point_superpoint.max()) + 1 if len(points) else 0
+    sp_size = np.bincount(point_superpoint, minlength=n_superpoints).astype(np.float64)
+    scene = TrainScene(name, points, np.asarray(colors, np.uint8), np.asarray(normals, np.float32), point_superpoint, sp_size)
+    if box_min is not None:
+        box_min = np.asarray(box_min, np.float64).reshape(-1, 3)
+        box_max = np.asarray(box_max, np.float64).reshape(-1, 3)
+        labels = list(box_labels_) if box_labels_ is not None else ["object"] * len(box_min)
+        partition = partition_points(points, box_min, box_max)
+        boxes = SceneBoxes(partition.point_box, partition.ambiguous_point.astype(np.int64),
+                           partition.ambiguous_box.astype(np.int64), 0.5 * (box_min + box_max), box_volume(box_min, box_max),
+                           np.asarray([(label_index or {}).get(label, 0) for label in labels], np.int64), labels)
+        scene.boxes = boxes
+        scene.box_fractions = box_point_fractions(boxes.point_box, boxes.ambiguous_point, boxes.ambiguous_box,
+                                                  point_superpoint, sp_size, boxes.n_boxes)
+    for key, value in (sources or {}).items():
+        scene.sources[key] = np.asarray(value, np.float32)
+    return scene

@@ -1,0 +1,108 @@
+"""Final pseudo-labels: overlap resolution of unsupervised masks, box mode and unsupervised mode
+end to end on artifacts, a point-cloud-only scene with boxes.json through the CLI, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+from pipeline.artifacts import read_artifact, write_artifact
+from pipeline.boxes import AMBIGUOUS
+from pipeline.cli import main as cli_main
+from pipeline.commands.predict import run_predict
+from pipeline.commands.train import run_train, scene_inputs_from_dir
+from pipeline.errors import InputError
+from pipeline.ply import write_ply
+from pipeline.predict import masks_to_point_labels, predict_boxes
+from pipeline.train.beep3d import Beep3DConfig
+
+from train.helpers import TINY_MODEL, gt_superpoint_masks, room_scene, write_room_artifacts
+
+TRAIN = {"model": TINY_MODEL, "iterations": 2, "log_every": 0, "checkpoint_every": 0}
+
+
+def test_masks_to_point_labels_by_hand():
+    masks = np.array([[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 0, 1]], bool)  # over 4 superpoints
+    scores = np.array([0.9, 0.5, 0.7])
+    point_superpoint = np.array([0, 1, 1, 2, 3, 3, 3])
+    labels, kept = masks_to_point_labels(masks, scores, point_superpoint, min_points=2)
+    # Superpoint 1 goes to mask 0 (0.9 > 0.5); mask 1 keeps only superpoint 2 (1 point): dropped.
+    # Survivors renumbered by score: mask 0 -> 0, mask 2 -> 1.
+    assert labels.tolist() == [0, 0, 0, -1, 1, 1, 1] and kept.tolist() == pytest.approx([0.9, 0.7])
+    empty, none = masks_to_point_labels(masks[:0], scores[:0], point_superpoint)
+    assert (empty == -1).all() and len(none) == 0
+
+
+def test_predict_boxes_without_boxes_gives_background():
+    scene, _, _ = room_scene(0, "tiny", with_boxes=False)
+    labels = predict_boxes(None, scene, Beep3DConfig())
+    assert (labels.point_instance == -1).all() and (labels.point_box == -1).all() and len(labels.instance_score) == 0
+
+
+def test_box_mode_end_to_end(tmp_path):
+    folder = write_room_artifacts(tmp_path / "room0")
+    inputs = scene_inputs_from_dir(folder)
+    model = run_train([inputs], tmp_path / "model.pt", TRAIN)
+    out = run_predict(model, inputs, tmp_path / "pseudo_labels.h5")
+    art = read_artifact(out, "pseudo_labels", required=["point_instance", "instance_score", "instance_class", "point_box"])
+    boxes = read_artifact(folder / "boxes.h5", "boxes")
+    point_box = boxes["point_box"]
+    assert np.array_equal(art["point_box"], art["point_instance"])
+    assert np.array_equal(art["point_box"][point_box >= 0], point_box[point_box >= 0])  # P^l keep their box
+    assert (art["point_box"][point_box == -1] == -1).all()  # background stays background
+    pairs = set(zip(boxes["ambiguous/point"].tolist(), boxes["ambiguous/box"].tolist()))
+    ambiguous = np.flatnonzero(point_box == AMBIGUOUS)
+    assert all((p, int(art["point_box"][p])) in pairs for p in ambiguous)  # a containing box
+    assert len(art["instance_score"]) == len(boxes["box/min"])
+    assert art["instance_class"].tolist() == boxes["box/label"].tolist()
+    assert art.attrs["mode"] == "box" and art.attrs["network"] == "teacher"
+    # The inner boxes (items on the shelf) keep points: rescued if the teacher starved them.
+    inner = np.flatnonzero(boxes["box/contained_in"] >= 0)
+    assert all((art["point_box"] == b).sum() > 0 for b in inner)
+
+
+def test_unsupervised_end_to_end_and_box_model_needs_boxes(tmp_path):
+    folder = write_room_artifacts(tmp_path / "room0", with_boxes=False)
+    scene, _, gt_box = room_scene(0, "tiny", with_boxes=False)
+    masks = gt_superpoint_masks(scene, gt_box) > 0.5
+    write_artifact(folder / "ncut.h5", "ncut", {"masks": masks})
+    inputs = scene_inputs_from_dir(folder)
+    phases = [{"targets": ["ncut"], "iterations": 2}]
+    model = run_train([inputs], tmp_path / "model.pt", {**TRAIN, "unsupervised": {"phases": phases}})
+    out = run_predict(model, inputs, tmp_path / "pl.h5", {"score_threshold": 0.0, "min_points": 1})
+    art = read_artifact(out, "pseudo_labels", required=["point_instance", "instance_score"])
+    assert art.attrs["mode"] == "unsupervised" and "point_box" not in art
+    ids = art["point_instance"]
+    assert ids.shape == (scene.n_points,) and ids.max() < len(art["instance_score"])
+    assert np.all(np.diff(art["instance_score"]) <= 0)  # numbered by decreasing score
+    # A box-mode model cannot label a scene without boxes.
+    boxed = write_room_artifacts(tmp_path / "room1")
+    box_model = run_train([scene_inputs_from_dir(boxed)], tmp_path / "box.pt", TRAIN)
+    with pytest.raises(InputError, match="no boxes.h5"):
+        run_predict(box_model, inputs, tmp_path / "x.h5")
+    with pytest.raises(InputError, match="no teacher"):
+        run_predict(model, inputs, tmp_path / "x.h5", {"model": "teacher"})
+
+
+def test_point_cloud_with_boxes_json_runs_box_mode_through_the_cli(tmp_path):
+    scene, _, gt_box = room_scene(0, "tiny")
+    keep = np.random.default_rng(0).choice(scene.n_points, 4000, replace=False)
+    points, colors, owner = scene.points[keep], scene.colors[keep], gt_box[keep]
+    folder = tmp_path / "cloud"
+    folder.mkdir()
+    write_ply(folder / "points.ply", points, colors)
+    entries = []
+    for box in np.unique(owner[owner >= 0]):
+        lo, hi = points[owner == box].min(0), points[owner == box].max(0)
+        entries.append({"center": ((lo + hi) / 2).tolist(), "size": (hi - lo).tolist(), "label": f"object{box % 3}"})
+    (folder / "boxes.json").write_text(json.dumps({"boxes": entries}))
+    results = tmp_path / "results" / "cloud"
+    assert cli_main(["ingest", str(folder), "--out", str(results / "scene.h5")]) == 0
+    assert cli_main(["superpoints", str(results / "scene.h5"), "--out", str(results / "superpoints.h5")]) == 0
+    assert cli_main(["box_partition", str(results / "scene.h5"), "--out", str(results / "boxes.h5")]) == 0
+    model = tmp_path / "model.pt"
+    assert cli_main(["train", "--scene-dir", str(results), "--out", str(model), "--params", json.dumps(TRAIN)]) == 0
+    assert cli_main(["predict", "--model", str(model), "--scene-dir", str(results), "--out",
+                     str(results / "pseudo_labels.h5")]) == 0
+    art = read_artifact(results / "pseudo_labels.h5", "pseudo_labels", required=["point_box"])
+    assert art["point_box"].shape == (4000,) and art["point_box"].max() == len(entries) - 1

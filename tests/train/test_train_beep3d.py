@@ -1,0 +1,150 @@
+"""BEEP3D pieces by hand: farthest-point samples, Eq. 5-6 centre attention, the Eq. 4 assignment
+restricted to containing boxes, the rescue of nested boxes, pseudo-mask fractions, and one
+teacher-student step on a small synthetic room."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.boxes import AMBIGUOUS, BACKGROUND
+from pipeline.model.net import InstanceNet, prepare_scene
+from pipeline.train.beep3d import (
+    Beep3DConfig,
+    LossWeights,
+    SceneBoxes,
+    assign_ambiguous,
+    beep3d_losses,
+    box_point_fractions,
+    centre_attention,
+    centre_refiner,
+    farthest_point_sample,
+    initial_query_coords,
+    rescue_empty_boxes,
+    teacher_pseudo_masks,
+)
+from pipeline.train.config import resolve
+from pipeline.train.ema import make_teacher
+
+from train.helpers import TINY_MODEL, room_scene
+
+
+def test_farthest_point_sample():
+    points = np.array([[0.0, 0, 0], [1, 0, 0], [2, 0, 0], [10, 0, 0]])
+    # Centroid 3.25: the farthest point is 10; then the farthest from it is 0; then 2 (distance 2 to 0).
+    assert farthest_point_sample(points, 3).tolist() == [3, 0, 2]
+    assert farthest_point_sample(points, 9).tolist() == [0, 1, 2, 3]
+
+
+def test_eq5_dot_product_attention_by_hand():
+    positions = torch.tensor([[1.0, 0.0, 0.0]])
+    centres = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    # logits P C^T = (1, 0): weights (e/(e+1), 1/(e+1)).
+    w = math.e / (math.e + 1)
+    expected = torch.tensor([[w * 1.0, (1 - w) * 2.0, 0.0]])
+    torch.testing.assert_close(centre_attention(positions, centres, "dot", 1.0), expected)
+
+
+def test_eq5_distance_attention_by_hand():
+    positions = torch.tensor([[0.0, 0.0, 0.0]])
+    centres = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    # logits -|p - c|^2 / T with T = 1: (-1, -4) -> weights (e^3/(e^3+1), 1/(e^3+1)).
+    w = math.exp(3) / (math.exp(3) + 1)
+    torch.testing.assert_close(centre_attention(positions, centres, "distance", 1.0),
+                               torch.tensor([[w, 2 * (1 - w), 0.0]]))
+    # A sharp temperature snaps to the nearest centre; no centres leaves positions alone.
+    snapped = centre_attention(torch.tensor([[0.9, 0.1, 0.0]]), centres, "distance", 1e-3)
+    torch.testing.assert_close(snapped, centres[:1])
+    torch.testing.assert_close(centre_attention(positions, centres[:0]), positions)
+    with pytest.raises(ValueError):
+        centre_attention(positions, centres, "cosine")
+
+
+def test_eq6_refiner_works_in_metres():
+    points = np.array([[0.0, 0, 0], [4, 0, 0], [0, 2, 1]])
+    scene = prepare_scene(points, np.zeros((3, 3), np.uint8), np.zeros((3, 3)), np.array([0, 1, 2]), 0.5)
+    centres = np.array([[1.0, 1.0, 0.5], [3.0, 0.5, 0.5]])
+    refine = centre_refiner(scene, centres, "distance", 0.05)
+    coords = torch.as_tensor(scene.normalise([[0.9, 1.1, 0.5], [3.2, 0.4, 0.6]]), dtype=torch.float32)
+    metres = scene.denormalise(refine(coords)).numpy()
+    np.testing.assert_allclose(metres, centres, atol=1e-4)  # each position snaps to its nearest centre
+
+
+def _boxes(point_box, pairs, volume):
+    point_box = np.asarray(point_box, np.int32)
+    pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
+    n_boxes = len(volume)
+    return SceneBoxes(point_box, pairs[:, 0], pairs[:, 1], np.zeros((n_boxes, 3)), np.asarray(volume, float),
+                      np.zeros(n_boxes, np.int64), ["a"] * n_boxes)
+
+
+def test_eq4_assignment_is_restricted_to_containing_boxes():
+    # Points: 0 in box 0 only; 1 in boxes 0 and 1; 2 in boxes 1 and 2; 3 in no box; 4 in boxes 0 and 2.
+    boxes = _boxes([0, AMBIGUOUS, AMBIGUOUS, BACKGROUND, AMBIGUOUS], [(1, 0), (1, 1), (2, 1), (2, 2), (4, 0), (4, 2)],
+                   [1.0, 2.0, 3.0])
+    point_superpoint = np.array([0, 1, 2, 3, 4])
+    scores = np.array([
+        [0.9, 0.2, 0.1, 0.9, 0.5],  # box 0
+        [0.1, 0.6, 0.3, 0.9, 0.9],  # box 1: best everywhere except point 0, but does not contain point 4
+        [0.9, 0.9, 0.2, 0.9, 0.4],  # box 2: highest at point 1, which it does not contain
+    ])
+    assigned = assign_ambiguous(scores, boxes, point_superpoint)
+    assert assigned.tolist() == [0, 1, 1, BACKGROUND, 0]
+    # Ties go to the smaller box; a box without a matched query (-inf) never wins.
+    scores = np.array([[0.5] * 5, [0.5] * 5, [-np.inf] * 5])
+    assert assign_ambiguous(scores, boxes, point_superpoint).tolist() == [0, 0, 1, BACKGROUND, 0]
+
+
+def test_rescue_keeps_an_inner_box():
+    # Box 1 lies inside box 0: its points 1 and 2 are ambiguous and the teacher gave them to box 0.
+    boxes = _boxes([0, AMBIGUOUS, AMBIGUOUS, 0], [(1, 0), (1, 1), (2, 0), (2, 1)], [8.0, 1.0])
+    assignment = np.array([0, 0, 0, 0], np.int32)
+    rescued_assignment, rescued = rescue_empty_boxes(assignment, boxes, min_fraction=0.05)
+    assert rescued == [1] and rescued_assignment.tolist() == [0, 1, 1, 0]
+    kept, none = rescue_empty_boxes(np.array([0, 1, 0, 0], np.int32), boxes, min_fraction=0.05)
+    assert none == [] and kept.tolist() == [0, 1, 0, 0]  # half of its points: not starving
+    off, none = rescue_empty_boxes(assignment, boxes, min_fraction=0.0)
+    assert none == [] and off.tolist() == [0, 0, 0, 0]
+
+
+def test_box_point_fractions():
+    point_box = np.array([0, 0, BACKGROUND, AMBIGUOUS])
+    point_superpoint = np.array([0, 0, 1, 1])
+    fractions = box_point_fractions(point_box, np.array([3, 3]), np.array([0, 1]), point_superpoint,
+                                    np.array([2.0, 2.0]), 2)
+    np.testing.assert_allclose(fractions, [[1.0, 0.5], [0.0, 0.5]])
+
+
+@pytest.fixture(scope="module")
+def tiny_room():
+    return room_scene(0, "tiny")
+
+
+def test_teacher_pseudo_masks_and_student_losses(tiny_room):
+    scene, vocab, _ = tiny_room
+    config = resolve({"model": TINY_MODEL})
+    torch.manual_seed(0)
+    student = InstanceNet(config.model.with_overrides({"n_classes": len(vocab)}))
+    teacher = make_teacher(student)
+    tensors = prepare_scene(scene.points, scene.colors, scene.normals, scene.point_superpoint, 0.08)
+    boxes = scene.boxes
+    query_coords = initial_query_coords(tensors, 16)
+    result = teacher_pseudo_masks(teacher, tensors, boxes, torch.from_numpy(scene.box_fractions), boxes.centre,
+                                  Beep3DConfig(), query_coords)
+    labelled = boxes.point_box >= 0
+    assert np.array_equal(result.assignment[labelled], boxes.point_box[labelled])  # P^l keep their box
+    assert (result.assignment[boxes.point_box == BACKGROUND] == BACKGROUND).all()
+    member = set(zip(boxes.ambiguous_point.tolist(), boxes.ambiguous_box.tolist()))
+    ambiguous = np.flatnonzero(boxes.point_box == AMBIGUOUS)
+    assert all((p, int(result.assignment[p])) in member for p in ambiguous)  # only containing boxes
+    assert len(result.matching.target) == boxes.n_boxes  # 16 queries >= 9 boxes: all matched
+    # Teacher position queries end on (a blend of) box centres: inside the centres' bounding box.
+    last_metres = tensors.denormalise(result.output.last.coords).numpy()
+    assert (last_metres >= boxes.centre.min(0) - 1e-4).all() and (last_metres <= boxes.centre.max(0) + 1e-4).all()
+    out = student(tensors, query_coords)
+    terms = beep3d_losses(out, result, boxes, tensors, LossWeights(area=0.1, contrastive=0.1), config.box.match)
+    assert set(terms) == {"bce", "dice", "cls", "query", "feature", "area", "contrastive"}
+    assert all(torch.isfinite(v) for v in terms.values())
+    sum(terms.values()).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.backbone.parameters())
