@@ -126,15 +126,21 @@ def read_color(path: str | os.PathLike) -> np.ndarray:
         raise InputError(path, f"unreadable colour image ({exc})") from None
 
 
-def read_depth(path: str | os.PathLike, depth_scale: float = 1000.0) -> np.ndarray:
-    """(H, W) float32 metres; missing readings (0 or 65535) become 0."""
+def read_integer_image(path: str | os.PathLike, what: str) -> np.ndarray:
+    """A single-channel integer image (depth, instance map) as stored; errors name the file."""
     try:
         with Image.open(path) as image:
             raw = np.asarray(image)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InputError(path, f"unreadable depth image ({exc})") from None
+        raise InputError(path, f"unreadable {what} image ({exc})") from None
     if raw.ndim != 2 or raw.dtype.kind not in "ui":
-        raise InputError(path, f"depth must be a single-channel 16-bit PNG, got {raw.dtype} with shape {raw.shape}")
+        raise InputError(path, f"{what} must be a single-channel integer PNG, got {raw.dtype} with shape {raw.shape}")
+    return raw
+
+
+def read_depth(path: str | os.PathLike, depth_scale: float = 1000.0) -> np.ndarray:
+    """(H, W) float32 metres; missing readings (0 or 65535) become 0."""
+    raw = read_integer_image(path, "depth")
     depth = raw.astype(np.float32) / depth_scale
     depth[np.isin(raw, DEPTH_INVALID)] = 0.0
     return depth

@@ -18,7 +18,6 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from pipeline import scannet
 from pipeline.errors import InputError
@@ -221,11 +220,5 @@ class SceneFrames:
         if not path.is_file():
             raise InputError(path, "ground-truth instance image is missing (the oracle generator needs "
                                    "rendered instance maps, as synthetic scenes have)")
-        try:
-            with Image.open(path) as image:
-                raw = np.asarray(image)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise InputError(path, f"unreadable instance image ({exc})") from None
-        if raw.ndim != 2 or raw.dtype.kind not in "ui":
-            raise InputError(path, f"instance image must be single-channel integer, got {raw.dtype} {raw.shape}")
+        raw = scannet.read_integer_image(path, "instance")
         return resize_nearest(raw.astype(np.int32) - 1, (self.camera.width, self.camera.height))
