@@ -76,14 +76,18 @@ def main() -> int:
                 seconds, rss = results[stage][n]
                 print(f"{n:4d} frames  {stage:15s} {seconds:7.2f} s  {rss:7.0f} MiB", flush=True)
     first, last = args.frames[0], args.frames[-1]
-    print(f"\nstage            " + "".join(f"{n:>7d}f s" for n in args.frames) + "".join(f"{n:>7d}f MiB" for n in args.frames)
-          + f"   time x{last / first:g} frames   memory ratio")
+    pairs = list(zip(args.frames, args.frames[1:]))
+    print("\nstage          " + "".join(f"{n:>6d}f s" for n in args.frames)
+          + "".join(f"  s/frame {a}-{b}" for a, b in pairs) + "".join(f"{n:>6d}f MiB" for n in args.frames)
+          + f"  MiB {last}/{first}")
     for stage, by_n in results.items():
-        times = "".join(f"{by_n[n][0]:10.2f}" for n in args.frames)
-        memory = "".join(f"{by_n[n][1]:12.0f}" for n in args.frames)
-        print(f"{stage:15s}  {times}{memory}   {by_n[last][0] / by_n[first][0]:10.2f}x   {by_n[last][1] / by_n[first][1]:10.2f}x")
-    print("(linear time would be a ratio equal to the frame ratio; flat memory a ratio near 1;"
-          " start-up of each process, about 1 s, is included)")
+        times = "".join(f"{by_n[n][0]:9.2f}" for n in args.frames)
+        # Linear time = the same cost per added frame in every interval (start-up cancels out).
+        marginal = "".join(f"{(by_n[b][0] - by_n[a][0]) / (b - a):15.3f}" for a, b in pairs)
+        memory = "".join(f"{by_n[n][1]:11.0f}" for n in args.frames)
+        print(f"{stage:13s}  {times}{marginal}{memory}  {by_n[last][1] / by_n[first][1]:8.2f}x")
+    print("(time is linear when the seconds per added frame agree between intervals; memory is flat when"
+          " the ratio is near 1. Stages that do not read frames (ingest, superpoints) are for comparison.)")
     return 0
 
 

@@ -8,6 +8,7 @@ Readers check stage, version and required datasets and name the file in every er
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
@@ -71,9 +72,15 @@ def _write_tree(group: h5py.Group, arrays: Mapping[str, Any]) -> None:
 
 @contextmanager
 def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
-    """Open a temporary HDF5 file beside ``path``; rename it to ``path`` only on success."""
+    """Open a temporary HDF5 file beside ``path``; rename it to ``path`` only on success.
+
+    Temporaries of ``path`` left by a killed writer are removed first: one job writes an output
+    at a time (Snakemake guarantees it), so they belong to no live process.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -86,6 +93,20 @@ def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
         raise
 
 
+def _write_header(handle: h5py.File, stage: str, params, inputs, attrs) -> None:
+    handle.attrs["stage"] = stage
+    handle.attrs["format_version"] = FORMAT_VERSIONS[stage]
+    handle.attrs["params"] = json.dumps(dict(params or {}), sort_keys=True, default=str)
+    handle.attrs["package_version"] = __version__
+    handle.attrs["inputs"] = json.dumps([os.fspath(p) for p in inputs])
+    set_attrs(handle, attrs or {})
+
+
+def set_attrs(handle: h5py.File, attrs: Mapping[str, Any]) -> None:
+    for key, value in attrs.items():
+        handle.attrs[key] = json.dumps(value, default=str) if isinstance(value, (dict, list)) else value
+
+
 def write_artifact(
     path: str | os.PathLike,
     stage: str,
@@ -95,18 +116,55 @@ def write_artifact(
     attrs: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``arrays`` (nested mappings become groups) as a complete artifact at ``path``."""
+    with artifact_writer(path, stage, params, inputs, attrs) as writer:
+        writer.write(arrays)
+    return Path(path)
+
+
+class ArtifactWriter:
+    """An artifact being written: stream large per-frame arrays row by row, then write the rest."""
+
+    def __init__(self, handle: h5py.File):
+        self.handle = handle
+
+    def stream(self, name: str, shape: tuple[int, ...], dtype) -> h5py.Dataset:
+        """A dataset filled one row (first axis) at a time; each row is one compressed chunk."""
+        chunks = (1, *shape[1:]) if shape[0] and all(shape[1:]) else None
+        compression = {"compression": "gzip", "compression_opts": 4, "shuffle": True} if chunks else {}
+        return self.handle.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks, track_times=False,
+                                          **compression)
+
+    def growing(self, name: str, row_shape: tuple[int, ...], dtype, rows_per_chunk: int = 64) -> h5py.Dataset:
+        """A dataset that starts empty and grows along its first axis (see :func:`append_rows`)."""
+        return self.handle.create_dataset(name, shape=(0, *row_shape), maxshape=(None, *row_shape), dtype=dtype,
+                                          chunks=(rows_per_chunk, *row_shape), compression="gzip",
+                                          compression_opts=4, shuffle=True, track_times=False)
+
+    def write(self, arrays: Mapping[str, Any]) -> None:
+        _write_tree(self.handle, arrays)
+
+    def set_attrs(self, attrs: Mapping[str, Any]) -> None:
+        set_attrs(self.handle, attrs)
+
+
+def append_rows(dataset: h5py.Dataset, rows: np.ndarray) -> None:
+    """Append ``rows`` to a dataset made by :meth:`ArtifactWriter.growing`."""
+    if len(rows):
+        start = dataset.shape[0]
+        dataset.resize(start + len(rows), axis=0)
+        dataset[start:] = rows
+
+
+@contextmanager
+def artifact_writer(path: str | os.PathLike, stage: str, params: Mapping[str, Any] | None = None,
+                    inputs: Iterable[str | os.PathLike] = (), attrs: Mapping[str, Any] | None = None
+                    ) -> Iterator[ArtifactWriter]:
+    """Write an artifact in pieces; it appears at ``path`` only when the block ends without error."""
     if stage not in FORMAT_VERSIONS:
         raise ValueError(f"unknown stage {stage!r}; register it in FORMAT_VERSIONS")
     with atomic_h5(path) as handle:
-        handle.attrs["stage"] = stage
-        handle.attrs["format_version"] = FORMAT_VERSIONS[stage]
-        handle.attrs["params"] = json.dumps(dict(params or {}), sort_keys=True, default=str)
-        handle.attrs["package_version"] = __version__
-        handle.attrs["inputs"] = json.dumps([os.fspath(p) for p in inputs])
-        for key, value in (attrs or {}).items():
-            handle.attrs[key] = json.dumps(value, default=str) if isinstance(value, (dict, list)) else value
-        _write_tree(handle, arrays)
-    return Path(path)
+        _write_header(handle, stage, params, inputs, attrs)
+        yield ArtifactWriter(handle)
 
 
 class Artifact:
@@ -150,32 +208,58 @@ def _decode(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def read_artifact(path: str | os.PathLike, stage: str, required: Iterable[str] = ()) -> Artifact:
-    """Load a complete artifact, checking its stage, format version and required datasets."""
-    path = Path(path)
+def _checked(path: Path, stage: str) -> tuple[h5py.File, dict[str, Any]]:
+    """Open an artifact and check its stage and format version; returns the open file and its attributes."""
     if not path.is_file():
         raise ArtifactError(path, f"missing {stage} artifact (run the '{stage}' stage first)")
     try:
         handle = h5py.File(path, "r")
     except OSError as exc:
         raise ArtifactError(path, f"not a readable HDF5 file ({exc})") from None
-    with handle:
-        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in handle.attrs.items()}
-        found = attrs.get("stage")
+    attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in handle.attrs.items()}
+    found = attrs.get("stage")
+    version = int(attrs.get("format_version", -1))
+    if found != stage or version != FORMAT_VERSIONS[stage]:
+        handle.close()
         if found != stage:
             raise ArtifactError(path, f"is a {found!r} artifact, expected {stage!r}")
-        version = int(attrs.get("format_version", -1))
-        if version != FORMAT_VERSIONS[stage]:
-            raise ArtifactError(
-                path,
-                f"has {stage} format version {version}, this package reads version "
-                f"{FORMAT_VERSIONS[stage]}; rerun the '{stage}' stage",
-            )
+        raise ArtifactError(
+            path,
+            f"has {stage} format version {version}, this package reads version "
+            f"{FORMAT_VERSIONS[stage]}; rerun the '{stage}' stage",
+        )
+    return handle, attrs
+
+
+def _check_required(path: Path, stage: str, names, required: Iterable[str]) -> None:
+    missing = [name for name in required if name not in names]
+    if missing:
+        raise ArtifactError(path, f"{stage} artifact lacks required dataset(s) {missing}")
+
+
+def read_artifact(path: str | os.PathLike, stage: str, required: Iterable[str] = ()) -> Artifact:
+    """Load a complete artifact, checking its stage, format version and required datasets."""
+    path = Path(path)
+    handle, attrs = _checked(path, stage)
+    with handle:
         data: dict[str, np.ndarray] = {}
         handle.visititems(
             lambda name, obj: data.__setitem__(name, _decode(obj[()])) if isinstance(obj, h5py.Dataset) else None
         )
-    missing = [name for name in required if name not in data]
-    if missing:
-        raise ArtifactError(path, f"{stage} artifact lacks required dataset(s) {missing}")
+    _check_required(path, stage, data, required)
     return Artifact(path, data, attrs)
+
+
+@contextmanager
+def open_artifact(path: str | os.PathLike, stage: str, required: Iterable[str] = ()) -> Iterator[Artifact]:
+    """Like :func:`read_artifact`, but datasets stay on disk (``h5py.Dataset``: slice what you need).
+
+    For stages whose inputs are too large to load at once (per-frame label maps).
+    """
+    path = Path(path)
+    handle, attrs = _checked(path, stage)
+    with handle:
+        data: dict[str, Any] = {}
+        handle.visititems(lambda name, obj: data.__setitem__(name, obj) if isinstance(obj, h5py.Dataset) else None)
+        _check_required(path, stage, data, required)
+        yield Artifact(path, data, attrs)

@@ -211,34 +211,68 @@ def accumulate_batch(accumulator: RunningMean, points: torch.Tensor, batch: Fram
     return visible.sum(dim=1)
 
 
+class Backprojector:
+    """Running back-projection of frame batches onto fixed points; its state can be saved and restored.
+
+    A restored state continues exactly (same float32 running means), so a resumed run equals an
+    uninterrupted one.
+    """
+
+    def __init__(self, points: np.ndarray, cameras: Cameras, n_channels: int, depth_tolerance: float = 0.05,
+                 device: str = "auto"):
+        self.device = resolve_device(device)
+        self.cameras = cameras
+        self.n_channels = n_channels
+        self.depth_tolerance = depth_tolerance
+        self.points = torch.as_tensor(np.asarray(points), dtype=torch.float32, device=self.device)
+        self.k_color = torch.as_tensor(np.asarray(cameras.intrinsic_color, np.float32)[:3, :3], device=self.device)
+        self.k_depth = torch.as_tensor(np.asarray(cameras.intrinsic_depth, np.float32)[:3, :3], device=self.device)
+        self.accumulator = RunningMean(len(self.points), n_channels, self.device)
+        self.frames_used: list[int] = []
+        self.frames_seeing = 0
+
+    def add(self, batch: FrameBatch) -> None:
+        if batch.features.features.shape[1] != self.n_channels:
+            raise ValueError(f"feature maps have {batch.features.features.shape[1]} channels, expected {self.n_channels}")
+        with torch.no_grad():
+            counts = accumulate_batch(self.accumulator, self.points, batch, self.cameras, self.depth_tolerance,
+                                      self.k_color, self.k_depth)
+        self.frames_seeing += int((counts > 0).sum())
+        self.frames_used.extend(int(i) for i in np.asarray(batch.frame_ids))
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"mean": self.accumulator.mean.cpu().numpy(), "count": self.accumulator.count.cpu().numpy(),
+                "frames_used": np.asarray(self.frames_used, np.int64), "frames_seeing": np.asarray(self.frames_seeing)}
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        if state["mean"].shape != tuple(self.accumulator.mean.shape):
+            raise ValueError(f"saved means have shape {state['mean'].shape}, expected {tuple(self.accumulator.mean.shape)}")
+        self.accumulator.mean = torch.as_tensor(state["mean"], device=self.device).clone()
+        self.accumulator.count = torch.as_tensor(state["count"], device=self.device).clone()
+        self.frames_used = [int(i) for i in state["frames_used"]]
+        self.frames_seeing = int(state["frames_seeing"])
+
+    def result(self) -> BackprojectionResult:
+        return BackprojectionResult(
+            features=self.accumulator.mean.cpu().numpy(),
+            visibility=self.accumulator.count.cpu().numpy().astype(np.int32),
+            frames_used=np.asarray(self.frames_used, np.int64),
+            frames_with_visible_points=self.frames_seeing,
+        )
+
+
 def backproject_features(points: np.ndarray, batches: Iterable[FrameBatch], cameras: Cameras,
                          n_channels: int, depth_tolerance: float = 0.05, device: str = "auto") -> BackprojectionResult:
     """Mean feature of every point over the frames in which it passes the depth test.
 
     ``batches`` is consumed lazily (a generator reading frames keeps memory flat).
     """
-    dev = resolve_device(device)
-    pts = torch.as_tensor(np.asarray(points), dtype=torch.float32, device=dev)
-    k_color = torch.as_tensor(np.asarray(cameras.intrinsic_color, np.float32)[:3, :3], device=dev)
-    k_depth = torch.as_tensor(np.asarray(cameras.intrinsic_depth, np.float32)[:3, :3], device=dev)
-    accumulator = RunningMean(len(pts), n_channels, dev)
-    used: list[np.ndarray] = []
-    frames_seeing = 0
-    with torch.no_grad():
-        for batch in batches:
-            if batch.features.features.shape[1] != n_channels:
-                raise ValueError(f"feature maps have {batch.features.features.shape[1]} channels, expected {n_channels}")
-            counts = accumulate_batch(accumulator, pts, batch, cameras, depth_tolerance, k_color, k_depth)
-            frames_seeing += int((counts > 0).sum())
-            used.append(np.asarray(batch.frame_ids))
-            if len(used) % 10 == 0:
-                _log.info("back-projected %d frames", sum(len(u) for u in used))
-    return BackprojectionResult(
-        features=accumulator.mean.cpu().numpy(),
-        visibility=accumulator.count.cpu().numpy().astype(np.int32),
-        frames_used=np.concatenate(used) if used else np.zeros(0, np.int64),
-        frames_with_visible_points=frames_seeing,
-    )
+    projector = Backprojector(points, cameras, n_channels, depth_tolerance, device)
+    for number, batch in enumerate(batches, start=1):
+        projector.add(batch)
+        if number % 10 == 0:
+            _log.info("back-projected %d frames", len(projector.frames_used))
+    return projector.result()
 
 
 def batched(items: np.ndarray, size: int) -> Iterator[np.ndarray]:

@@ -65,7 +65,8 @@ def tracking_overlay_picture(tracks, read_color, n_frames: int = 4, alpha: float
     """Tracked object ids blended over the colour images of a few frames (keyframes marked).
 
     ``read_color(frame_id)`` returns the (h, w, 3) colour image of a frame; it is resized to the
-    label maps' working resolution.
+    label maps' working resolution. ``tracks["labels"]`` may be an on-disk dataset: only the
+    shown frames are read.
     """
     from PIL import Image
 
@@ -74,7 +75,7 @@ def tracking_overlay_picture(tracks, read_color, n_frames: int = 4, alpha: float
         return None
     unknown = int(tracks.attrs.get("unknown_label", 65535))
     picks = np.unique(np.linspace(0, labels.shape[0] - 1, min(n_frames, labels.shape[0])).round().astype(int))
-    n_ids = int(labels[labels != unknown].max(initial=0)) + 1
+    n_ids = max((int(labels[i][labels[i] != unknown].max(initial=0)) for i in picks), default=0) + 1
     palette = label_colors(np.arange(n_ids))
     images, titles = [], []
     for index in picks:

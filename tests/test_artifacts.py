@@ -96,7 +96,10 @@ def test_killed_write_leaves_no_finished_looking_file(tmp_path):
     assert "written" in proc.stdout
     assert not target.exists()
     leftovers = list(tmp_path.iterdir())
-    assert all(p.name.startswith(".scene.h5.") and p.name.endswith(".tmp") for p in leftovers)
+    assert leftovers and all(p.name.startswith(".scene.h5.") and p.name.endswith(".tmp") for p in leftovers)
+    (tmp_path / ".scene.h5.resume").mkdir()  # not a temporary of the artifact: must survive
+    write_artifact(target, "scene", {"vertices": np.ones((3, 3))})  # the next run of the rule
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".scene.h5.resume", "scene.h5"]
 
 
 def test_params_attribute_is_json(tmp_path):
@@ -104,3 +107,39 @@ def test_params_attribute_is_json(tmp_path):
     with h5py.File(path) as handle:
         assert json.loads(handle.attrs["params"]) == {"nested": {"a": [1, 2]}}
     assert oct(os.stat(path).st_mode & 0o777) != oct(0o600)  # not left private by mkstemp
+
+
+def test_streamed_and_grown_datasets_read_back_like_written_ones(tmp_path):
+    from pipeline.artifacts import append_rows, artifact_writer, open_artifact
+
+    target = tmp_path / "tracks.h5"
+    with artifact_writer(target, "tracks", params={"a": 1}) as out:
+        labels = out.stream("labels", (3, 4, 5), np.uint16)
+        bits = out.growing("bits", (2,), np.uint8, rows_per_chunk=2)
+        for step in range(3):
+            labels[step] = np.full((4, 5), step, np.uint16)
+            append_rows(bits, np.full((step, 2), step, np.uint8))  # 0, 1 and 2 rows
+        assert not target.exists()  # only complete artifacts appear
+        out.write({"small": np.arange(3)})
+        out.set_attrs({"n": 3, "names": ["x"]})
+    art = read_artifact(target, "tracks")
+    assert art["labels"][:, 0, 0].tolist() == [0, 1, 2] and art["bits"][:, 0].tolist() == [1, 2, 2]
+    assert art.attrs["n"] == 3 and json.loads(art.attrs["names"]) == ["x"] and art.params == {"a": 1}
+    with open_artifact(target, "tracks", required=["labels"]) as lazy:
+        assert isinstance(lazy["labels"], h5py.Dataset) and lazy["labels"][2, 3, 4] == 2
+    with pytest.raises(ArtifactError, match="lacks required"):
+        with open_artifact(target, "tracks", required=["missing"]):
+            pass
+    with pytest.raises(ArtifactError, match="expected 'scene'"):
+        with open_artifact(target, "scene"):
+            pass
+
+
+def test_failed_streaming_write_leaves_nothing(tmp_path):
+    from pipeline.artifacts import artifact_writer
+
+    with pytest.raises(RuntimeError):
+        with artifact_writer(tmp_path / "tracks.h5", "tracks") as out:
+            out.stream("labels", (2, 2, 2), np.uint16)[0] = 1
+            raise RuntimeError("tracker failed")
+    assert list(tmp_path.iterdir()) == []

@@ -1,5 +1,6 @@
 """Operations on the tiny DAG: rerunning one stage, determinism, and a job killed mid-run."""
 
+import json
 import os
 import signal
 import subprocess
@@ -7,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from artifact_compare import assert_same_artifacts
@@ -103,3 +105,63 @@ def test_superpoints_are_reused_across_workflow_folders(tmp_path):
     assert "Moving output file results/cached_room/superpoints.h5 to cache" in outputs[0], outputs[0]
     assert "output file results/cached_room/superpoints.h5 from cache" in outputs[1], outputs[1]
     assert_same_artifacts(tmp_path / "first" / "results", tmp_path / "second" / "results")
+
+
+# --- per-frame stages killed with SIGKILL continue from their last saved frame ------------------
+
+PER_FRAME_STAGES = {
+    # stage: (params, artifact stage, resume attribute, datasets compared)
+    "keyframe_masks": ({"image_scale": 0.5, "keyframes": {"stride": 2}, "checkpoint_every": 3}, "masks2d",
+                       "resumed_from_keyframe", ["masks/bits", "masks/keyframe", "masks/score", "keyframes/n_masks"]),
+    "track": ({"checkpoint_every": 5}, "tracks", "resumed_from_step", ["labels", "history/object", "objects/state"]),
+    "features_2d": ({"frame_step": 2, "batch_size": 2, "checkpoint_every": 4}, "features_2d", "resumed_from_frame",
+                    ["superpoint_features", "point_visibility", "frames_used"]),
+}
+
+
+def stage_command(stage: str, work: Path, out: Path) -> list[str]:
+    inputs = {"keyframe_masks": ["scene.h5"], "track": ["scene.h5", "masks2d.h5"],
+              "features_2d": ["scene.h5", "superpoints.h5"]}[stage]
+    params = json.dumps(PER_FRAME_STAGES[stage][0])
+    return [sys.executable, "-m", "pipeline", stage, *(str(work / name) for name in inputs), "--out", str(out),
+            "--params", params]
+
+
+@pytest.fixture(scope="module")
+def redkitchen_work(redkitchen_dir, tmp_path_factory):
+    """redkitchen ingested, with superpoints and uninterrupted runs of the per-frame stages."""
+    work = tmp_path_factory.mktemp("redkitchen")
+    subprocess.run([sys.executable, "-m", "pipeline", "ingest", str(redkitchen_dir), "--out", str(work / "scene.h5")], check=True)
+    subprocess.run([sys.executable, "-m", "pipeline", "superpoints", str(work / "scene.h5"), "--out", str(work / "superpoints.h5")],
+                   check=True)
+    for stage in PER_FRAME_STAGES:  # in dependency order: track reads masks2d.h5
+        name = "masks2d.h5" if stage == "keyframe_masks" else f"{PER_FRAME_STAGES[stage][1]}.h5"
+        subprocess.run(stage_command(stage, work, work / name), check=True, capture_output=True)
+    return work
+
+
+@pytest.mark.parametrize("stage", list(PER_FRAME_STAGES))
+def test_sigkilled_per_frame_stage_resumes_from_its_last_saved_frame(stage, redkitchen_work, tmp_path):
+    from pipeline.artifacts import read_artifact
+
+    params, artifact_stage, resumed_attr, compared = PER_FRAME_STAGES[stage]
+    out = tmp_path / "out.h5"
+    state = tmp_path / "out.h5.resume" / "state.npz"
+    proc = subprocess.Popen(stage_command(stage, redkitchen_work, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)  # at whatever it is doing: computing, or writing a save or the artifact
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, f"{stage} ended before it could be killed:\n{proc.stderr.read().decode()}"
+    assert not out.exists()  # the artifact being streamed is still under its temporary name
+
+    subprocess.run(stage_command(stage, redkitchen_work, out), check=True, capture_output=True)
+    resumed = read_artifact(out, artifact_stage)
+    reference_name = "masks2d.h5" if stage == "keyframe_masks" else f"{artifact_stage}.h5"
+    reference = read_artifact(redkitchen_work / reference_name, artifact_stage)
+    assert resumed.attrs[resumed_attr] > 0, f"{stage} started over instead of resuming"
+    assert reference.attrs[resumed_attr] == -1
+    for name in compared:
+        assert np.array_equal(resumed[name], reference[name]), name
+    assert not state.parent.exists()

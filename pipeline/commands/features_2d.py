@@ -9,7 +9,11 @@ Artifact ``features_2d`` (stage "features_2d"):
   point_visibility    (N,)   i32   number of frames in which each point passed the depth test
   frames_used         (F,)   i64   ids of the frames processed
 attrs: empty (bool; True for scenes without frames: C = 0 and NCut uses 3D only), empty_reason,
-backend, feature_dim, n_frames_used, n_frames_seeing_points, n_points_visible.
+backend, feature_dim, n_frames_used, n_frames_seeing_points, n_points_visible, resumed_from_frame
+(-1 unless a killed run was continued).
+
+A killed run continues from ``features_2d.h5.resume/`` (see pipeline/resume.py): the running
+per-point means are saved every ``checkpoint_every`` frames.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -24,6 +29,7 @@ import numpy as np
 
 from pipeline.artifacts import read_artifact, write_artifact
 from pipeline.errors import InputError
+from pipeline.resume import ResumeFolder, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +41,7 @@ STAGE_DEFAULTS = {
     "depth_scale": 1000.0,  # depth PNG units per metre
     "batch_size": 4,  # frames per batch
     "device": "auto",  # auto | cpu | cuda | cuda:N
+    "checkpoint_every": 50,  # frames between resume saves of the running means (0 = never)
 }
 
 
@@ -114,12 +121,12 @@ def _empty_artifact(out_path, n_points: int, n_superpoints: int, params: dict, i
         "frames_used": np.zeros(0, np.int64),
     }
     attrs = {"empty": True, "empty_reason": reason, "backend": params["backend"], "feature_dim": 0, "n_frames_used": 0,
-             "n_frames_seeing_points": 0, "n_points_visible": 0}
+             "n_frames_seeing_points": 0, "n_points_visible": 0, "resumed_from_frame": -1}
     return write_artifact(out_path, "features_2d", arrays, params=params, inputs=inputs, attrs=attrs)
 
 
 def run_features_2d(scene_h5, superpoints_h5, out_path, params: dict | None = None) -> Path:
-    from pipeline.backproject import Cameras, backproject_features, resolve_device, select_frames
+    from pipeline.backproject import Cameras, resolve_device, select_frames
     from pipeline.features.aggregate import superpoint_features
 
     params = merge_params(default_params(), params, "features_2d")
@@ -151,8 +158,10 @@ def run_features_2d(scene_h5, superpoints_h5, out_path, params: dict | None = No
     backend = make_backend(params, device)
     log.info("features_2d: %s backend on %s, %d of %d frames (every %d-th valid), %d points",
              params["backend"], device, len(selected), len(ids), params["frame_step"], len(vertices))
-    batches = read_frame_batches(scene_dir, selected, poses, backend, params, color_size, depth_size)
-    result = backproject_features(vertices, batches, cameras, backend.feature_dim, float(params["depth_tolerance"]), params["device"])
+    resume = ResumeFolder(out_path, fingerprint(params, inputs + [str(scene_dir)]), chunked=False)
+    result, resumed_from = _backproject_resumably(vertices, selected, cameras, backend, params, resume,
+                                                  lambda frames: read_frame_batches(scene_dir, frames, poses, backend,
+                                                                                    params, color_size, depth_size))
     if result.frames_with_visible_points == 0:
         raise InputError(
             scene_dir,
@@ -169,11 +178,48 @@ def run_features_2d(scene_h5, superpoints_h5, out_path, params: dict | None = No
     attrs = {
         "empty": False, "empty_reason": "", "backend": params["backend"], "feature_dim": int(backend.feature_dim),
         "n_frames_used": int(len(result.frames_used)), "n_frames_seeing_points": int(result.frames_with_visible_points),
-        "n_points_visible": int((result.visibility > 0).sum()),
+        "n_points_visible": int((result.visibility > 0).sum()), "resumed_from_frame": resumed_from,
     }
     log.info("features_2d: %d/%d points and %d/%d superpoints seen", attrs["n_points_visible"], len(vertices),
              int((weight > 0).sum()), n_superpoints)
-    return write_artifact(out_path, "features_2d", arrays, params=params, inputs=inputs + [str(scene_dir)], attrs=attrs)
+    path = write_artifact(out_path, "features_2d", arrays, params=params, inputs=inputs + [str(scene_dir)], attrs=attrs)
+    resume.clear()
+    return path
+
+
+def _backproject_resumably(vertices, selected: np.ndarray, cameras, backend, params: dict, resume: ResumeFolder,
+                           read_batches) -> tuple:
+    """Back-project the selected frames, saving the running means every ``checkpoint_every`` frames.
+
+    Returns the result and the number of frames taken from a saved state (-1: none).
+    """
+    from pipeline.backproject import Backprojector
+
+    projector = Backprojector(vertices, cameras, backend.feature_dim, float(params["depth_tolerance"]), params["device"])
+    done, resumed_from = 0, -1
+    point = resume.load()
+    if point is not None:
+        try:
+            projector.restore(point.state)
+            if len(projector.frames_used) != point.next_step:
+                raise ValueError(f"state lists {len(projector.frames_used)} frames, expected {point.next_step}")
+            done = resumed_from = point.next_step
+            log.info("features_2d: resuming after %d of %d frames", done, len(selected))
+        except (KeyError, ValueError) as exc:
+            log.warning("resume data in %s is unusable (%s); starting over", resume.path, exc)
+            resume.clear()
+            projector = Backprojector(vertices, cameras, backend.feature_dim, float(params["depth_tolerance"]),
+                                      params["device"])
+    every, saved, started = int(params["checkpoint_every"]), done, time.monotonic()
+    for number, batch in enumerate(read_batches(selected[done:]), start=1):
+        projector.add(batch)
+        done += len(batch.frame_ids)
+        if every and done < len(selected) and done - saved >= every:
+            resume.save(done, done, None, projector.state(), compress_state=False)  # floats compress poorly
+            saved = done
+        if number % 10 == 0:
+            log.info("back-projected %d/%d frames (%.1f s)", done, len(selected), time.monotonic() - started)
+    return projector.result(), resumed_from
 
 
 def _handle(args: argparse.Namespace) -> int:

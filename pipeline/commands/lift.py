@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import read_artifact, write_artifact
+from pipeline.artifacts import open_artifact, read_artifact, write_artifact
 from pipeline.errors import InputError
 from pipeline.lift import DEFAULT_PARAMS, LiftResult, View, lift_views
 from pipeline.tracking.frames import Camera, SceneFrames
@@ -41,9 +41,11 @@ def _arrays(result: LiftResult) -> dict:
 
 
 def tracked_views(frames: SceneFrames, tracks, params: dict):
-    """The tracked frames chosen for voting, as :class:`View` (read lazily, one at a time)."""
-    index = tracks["frames/index"]
-    is_key = tracks["frames/is_keyframe"]
+    """The tracked frames chosen for voting, as :class:`View` (read lazily, one at a time).
+
+    ``tracks["labels"]`` may be an on-disk dataset (see :func:`open_artifact`)."""
+    index = np.asarray(tracks["frames/index"])
+    is_key = np.asarray(tracks["frames/is_keyframe"])
     labels = tracks["labels"]
     stride = int(params["frame_stride"])
     if stride < 1:
@@ -61,31 +63,35 @@ def tracked_views(frames: SceneFrames, tracks, params: dict):
         yield View(step_labels, frames.depth(int(index[step])), frames.pose(int(index[step])), int(index[step]), keep)
 
 
+def _lift_tracks(scene, point_superpoint: np.ndarray, tracks, params: dict, scene_dir) -> tuple[LiftResult, str]:
+    """Vote the label maps of an open tracks artifact onto the scene; (result, empty reason)."""
+    vertices = scene["vertices"]
+    n_superpoints = int(point_superpoint.max()) + 1 if len(point_superpoint) else 0
+    reason = tracks.attrs.get("empty_reason", "")
+    if reason or len(tracks["frames/index"]) == 0:
+        reason = reason or "no tracked frames"
+        log.warning("lifted: %s; writing an explicitly empty artifact (no point has an instance)", reason)
+        return LiftResult.empty(len(vertices), n_superpoints), reason
+    width, height = int(tracks.attrs["width"]), int(tracks.attrs["height"])
+    depth_width = int(scene["frames/depth_size"][0])
+    frames = SceneFrames.from_scene(scene, width / depth_width, scene_dir)
+    camera = Camera(np.asarray(tracks["camera/intrinsic"]), width, height)
+    if frames.camera.shape != camera.shape:
+        raise InputError(tracks.path, f"label maps are {width}x{height}, not a scaled copy of the depth frames")
+    return lift_views(vertices, point_superpoint, tracked_views(frames, tracks, params), camera, params), reason
+
+
 def run_lift(scene_h5, superpoints_h5, tracks_h5, out_path, params: dict | None = None, scene_dir=None) -> Path:
     params = {**DEFAULT_PARAMS, **(params or {})}
     inputs = [str(scene_h5), str(superpoints_h5), str(tracks_h5)]
     scene = read_artifact(scene_h5, "scene", required=["vertices"])
     superpoints = read_artifact(superpoints_h5, "superpoints", required=["point_superpoint"])
-    tracks = read_artifact(tracks_h5, "tracks", required=["frames/index", "frames/is_keyframe", "labels"])
     vertices = scene["vertices"]
     point_superpoint = superpoints["point_superpoint"].astype(np.int64)
     if len(point_superpoint) != len(vertices):
         raise InputError(superpoints_h5, f"has {len(point_superpoint)} points, scene.h5 has {len(vertices)}")
-    n_superpoints = int(point_superpoint.max()) + 1 if len(point_superpoint) else 0
-
-    reason = tracks.attrs.get("empty_reason", "")
-    if reason or len(tracks["frames/index"]) == 0:
-        reason = reason or "no tracked frames"
-        log.warning("lifted: %s; writing an explicitly empty artifact (no point has an instance)", reason)
-        result = LiftResult.empty(len(vertices), n_superpoints)
-    else:
-        width, height = int(tracks.attrs["width"]), int(tracks.attrs["height"])
-        depth_width = int(scene["frames/depth_size"][0])
-        frames = SceneFrames.from_scene(scene, width / depth_width, scene_dir)
-        camera = Camera(tracks["camera/intrinsic"], width, height)
-        if frames.camera.shape != camera.shape:
-            raise InputError(tracks_h5, f"label maps are {width}x{height}, not a scaled copy of the depth frames")
-        result = lift_views(vertices, point_superpoint, tracked_views(frames, tracks, params), camera, params)
+    with open_artifact(tracks_h5, "tracks", required=["frames/index", "frames/is_keyframe", "labels"]) as tracks:
+        result, reason = _lift_tracks(scene, point_superpoint, tracks, params, scene_dir)
     attrs = {"n_instances": int(len(result.instance_score)), "n_views": int(len(result.views["frame_index"])),
              "empty_reason": reason}
     log.info("%d instances cover %d of %d points; %d per-view masks in %d views", attrs["n_instances"],

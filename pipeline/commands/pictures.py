@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pipeline.artifacts import read_artifact
+from pipeline.artifacts import open_artifact, read_artifact
 from pipeline.report import camera_view_picture, label_layers, overview_picture, tracking_overlay_picture
 from pipeline.scannet import frame_path, read_color
 
@@ -30,9 +30,10 @@ def run_pictures(scene_h5, out_dir, superpoints_h5=None, labelled: dict | None =
         "views.png": camera_view_picture(scene, layers, n_views=n_views),
     }
     if tracks_h5:
-        tracks = read_artifact(tracks_h5, "tracks", required=["labels"])
-        scene_dir = scene.attrs["scene_dir"]
-        pictures["tracking.png"] = tracking_overlay_picture(tracks, lambda i: read_color(frame_path(scene_dir, "color", i)))
+        with open_artifact(tracks_h5, "tracks", required=["labels"]) as tracks:  # reads only the frames shown
+            scene_dir = scene.attrs["scene_dir"]
+            pictures["tracking.png"] = tracking_overlay_picture(
+                tracks, lambda i: read_color(frame_path(scene_dir, "color", i)))
     written = []
     for name, image in pictures.items():
         path = out_dir / name

@@ -14,8 +14,9 @@ tracks.h5 (stage "tracks"), label maps at the working resolution of masks2d.h5:
 Attributes: tracker, width, height, unknown_label (65535), n_objects, n_refused (objects refused by max_objects),
 resumed_from_step, empty_reason ("" unless there was nothing to track).
 
-A killed run resumes from ``tracks.h5.resume/`` (see pipeline/tracking/resume.py), written every
-``checkpoint_every`` steps where the tracker can resume (sam2: at window starts).
+Label maps are written to the artifact as they are made (memory does not grow with the number
+of frames). A killed run resumes from ``tracks.h5.resume/`` (see pipeline/resume.py), written
+every ``checkpoint_every`` steps where the tracker can resume (sam2: at window starts).
 """
 
 from __future__ import annotations
@@ -27,14 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import read_artifact, write_artifact
-from pipeline.commands.keyframe_masks import merge_params, read_masks2d
+from pipeline.artifacts import artifact_writer, read_artifact, write_artifact
+from pipeline.commands.keyframe_masks import KeyframeMasks, merge_params, open_masks2d
 from pipeline.errors import InputError
+from pipeline.resume import ResumeFolder, fingerprint, json_array
 from pipeline.tracking.base import StepFrames, build_tracker
 from pipeline.tracking.driver import DEFAULT_PARAMS as DRIVER_DEFAULTS
 from pipeline.tracking.driver import UNKNOWN_LABEL, TrackingDriver
 from pipeline.tracking.frames import SceneFrames
-from pipeline.tracking.resume import ResumeFolder, fingerprint
 from pipeline.tracking.states import CREATED, ObjectStateMachine, State
 
 log = logging.getLogger(__name__)
@@ -60,13 +61,16 @@ def new_machine(params: dict) -> ObjectStateMachine:
 def hide_unconfirmed(labels: np.ndarray, unconfirmed) -> None:
     """Objects never confirmed become unknown in every label map (they were one frame's guess).
 
-    In place, one frame at a time, so no second copy of all label maps is made."""
+    In place, one frame at a time (``labels`` may be an HDF5 dataset being written)."""
     if not len(unconfirmed):
         return
     lookup = np.arange(UNKNOWN_LABEL + 1, dtype=np.uint16)
     lookup[np.asarray(list(unconfirmed), np.int64)] = UNKNOWN_LABEL
-    for frame in labels:
-        frame[...] = lookup[frame]
+    for step in range(len(labels)):
+        frame = labels[step]
+        hidden = lookup[frame]
+        if not np.array_equal(hidden, frame):
+            labels[step] = hidden
 
 
 def tracked_frames(valid: np.ndarray, keyframe_index: np.ndarray, stride: int) -> np.ndarray:
@@ -82,12 +86,12 @@ def _keyframe_log_arrays(rows: list[dict]) -> dict:
     return {k: np.asarray([r[k] for r in rows], np.int64) for k in keys}
 
 
-def _artifact_arrays(frames_index, frame_ids, is_key, labels, machine, keyframe_rows, camera_intrinsic, shape):
+def _artifact_arrays(frames_index, frame_ids, is_key, machine, keyframe_rows, camera_intrinsic):
+    """Every dataset but ``labels`` (streamed while tracking)."""
     history = machine.history_arrays()
     history["frame_id"] = frame_ids[history["step"]] if len(frame_ids) else np.zeros(0, np.int64)
     return {
         "frames": {"index": frames_index, "frame_id": frame_ids, "is_keyframe": is_key},
-        "labels": labels if labels is not None else np.zeros((0, *shape), np.uint16),
         "objects": machine.object_arrays(),
         "history": history,
         "keyframes": _keyframe_log_arrays(keyframe_rows),
@@ -99,8 +103,8 @@ def _write_empty(out_path, params, inputs, reason, width=0, height=0, intrinsic=
     log.warning("tracks: %s; writing an explicitly empty artifact", reason)
     machine = new_machine(params)
     empty = np.zeros(0, np.int64)
-    arrays = _artifact_arrays(empty, empty, np.zeros(0, bool), None, machine, [],
-                              np.eye(3) if intrinsic is None else intrinsic, (height, width))
+    arrays = _artifact_arrays(empty, empty, np.zeros(0, bool), machine, [], np.eye(3) if intrinsic is None else intrinsic)
+    arrays["labels"] = np.zeros((0, height, width), np.uint16)
     attrs = {"tracker": params["tracker"], "width": width, "height": height, "unknown_label": UNKNOWN_LABEL,
              "n_objects": 0, "n_refused": 0,
              "resumed_from_step": -1, "empty_reason": reason, "state_names": STATE_NAMES}
@@ -108,10 +112,13 @@ def _write_empty(out_path, params, inputs, reason, width=0, height=0, intrinsic=
 
 
 def run_track(scene_h5, masks2d_h5, out_path, params: dict | None = None, scene_dir=None) -> Path:
-    params = merge_params(DEFAULT_PARAMS, params)
+    with open_masks2d(masks2d_h5) as masks:  # mask bits are read keyframe by keyframe
+        return _track(scene_h5, masks2d_h5, masks, out_path, merge_params(DEFAULT_PARAMS, params), scene_dir)
+
+
+def _track(scene_h5, masks2d_h5, masks: KeyframeMasks, out_path, params: dict, scene_dir) -> Path:
     inputs = [str(scene_h5), str(masks2d_h5)]
     scene = read_artifact(scene_h5, "scene", required=["vertices"])
-    masks = read_masks2d(masks2d_h5)
     image_scale = float(json.loads(masks.attrs.get("params", "{}")).get("image_scale", 1.0))
     frames = SceneFrames.from_scene(scene, image_scale, scene_dir)
     if frames is None:
@@ -135,64 +142,71 @@ def run_track(scene_h5, masks2d_h5, out_path, params: dict | None = None, scene_
     point = resume.load()
     machine = new_machine(params)
     tracker = build_tracker(params["tracker"], steps, params.get(params["tracker"], {}), device=params["device"])
-    labels = np.zeros((len(indices), *camera.shape), np.uint16)  # filled step by step
     keyframe_rows: list[dict] = []
     start = 0
     if point is not None:
-        machine = ObjectStateMachine.from_dict(point.machine["machine"])
-        keyframe_rows = point.machine["keyframes"]
-        tracker.restore(point.tracker)
-        labels[: point.next_step] = point.labels
+        machine = ObjectStateMachine.from_dict(point.json("machine"))
+        keyframe_rows = point.json("keyframes")
+        tracker.restore({k[len("tracker/"):]: v for k, v in point.state.items() if k.startswith("tracker/")})
         start = point.next_step
         log.info("resuming %s from step %d of %d", out_path, start, len(indices))
     driver = TrackingDriver(steps, keyframe_masks, tracker, machine, params)
 
     every = int(params["checkpoint_every"])
-    saved_until = start
-    started = time.monotonic()
-    try:
-        for step in range(start, len(indices)):
-            result = driver.step(step)
-            labels[step] = result.labels
-            if result.keyframe is not None:
-                k = result.keyframe
-                keyframe_rows.append({"step": step, "n_masks": k.n_masks, "n_matched": len(k.matched),
-                                      "n_created": len(k.created), "n_redundant": k.n_redundant,
-                                      "n_refused": k.n_refused})
-            for change in result.changes:
-                log.debug("step %d frame %d: object %d %s -> %s (%s)", change.step, frame_ids[step], change.object_id,
-                          STATE_NAMES[change.old], STATE_NAMES[change.new], change.reason)
-            done = step + 1
-            if every and done < len(indices) and done - saved_until >= every:
-                snapshot = tracker.snapshot()
-                if snapshot is not None:
-                    resume.save(saved_until, labels, done, {"machine": machine.to_dict(), "keyframes": keyframe_rows},
-                                snapshot)
-                    saved_until = done
-            if done % 50 == 0:
-                log.info("tracked %d/%d frames, %d live objects (%.1f frames/s)", done, len(indices),
-                         len(machine.live_ids), (done - start) / max(time.monotonic() - started, 1e-9))
-    finally:
-        tracker.close()
+    with artifact_writer(out_path, "tracks", params=params, inputs=inputs) as out:
+        labels = out.stream("labels", (len(indices), *camera.shape), np.uint16)
+        if point is not None:
+            for first, chunk in point.chunks():
+                labels[first:first + len(chunk["labels"])] = chunk["labels"]
+        pending: list[np.ndarray] = []  # label maps since the last resume save
+        saved_until = start
+        started = time.monotonic()
+        try:
+            for step in range(start, len(indices)):
+                result = driver.step(step)
+                labels[step] = result.labels
+                if every:
+                    pending.append(result.labels)
+                if result.keyframe is not None:
+                    k = result.keyframe
+                    keyframe_rows.append({"step": step, "n_masks": k.n_masks, "n_matched": len(k.matched),
+                                          "n_created": len(k.created), "n_redundant": k.n_redundant,
+                                          "n_refused": k.n_refused})
+                for change in result.changes:
+                    log.debug("step %d frame %d: object %d %s -> %s (%s)", change.step, frame_ids[step],
+                              change.object_id, STATE_NAMES[change.old], STATE_NAMES[change.new], change.reason)
+                done = step + 1
+                if every and done < len(indices) and done - saved_until >= every:
+                    snapshot = tracker.snapshot()
+                    if snapshot is not None:
+                        state = {"machine": json_array(machine.to_dict()), "keyframes": json_array(keyframe_rows),
+                                 **{f"tracker/{k}": v for k, v in snapshot.items()}}
+                        resume.save(saved_until, done, {"labels": np.stack(pending)}, state)
+                        saved_until, pending = done, []
+                if done % 50 == 0:
+                    log.info("tracked %d/%d frames, %d live objects (%.1f frames/s)", done, len(indices),
+                             len(machine.live_ids), (done - start) / max(time.monotonic() - started, 1e-9))
+        finally:
+            tracker.close()
 
-    if machine.n_refused:
-        log.warning("%d new objects were refused because max_objects=%d live objects were reached",
-                    machine.n_refused, params["max_objects"])
-    unconfirmed = machine.unconfirmed_ids
-    if unconfirmed:
-        log.info("%d objects were never confirmed by a second keyframe mask; their pixels are stored as unknown",
-                 len(unconfirmed))
-    hide_unconfirmed(labels, unconfirmed)
-    is_key = np.isin(indices, masks.keyframe_index)
-    arrays = _artifact_arrays(indices, frame_ids, is_key, labels, machine, keyframe_rows, camera.intrinsic, camera.shape)
-    attrs = {"tracker": params["tracker"], "width": camera.width, "height": camera.height,
-             "unknown_label": UNKNOWN_LABEL, "n_objects": len(machine.objects), "n_refused": machine.n_refused, "resumed_from_step": start if point else -1,
-             "empty_reason": "", "state_names": STATE_NAMES}
-    log.info("%d frames tracked, %d objects (%d live at the end), %d state changes", len(indices),
-             len(machine.objects), len(machine.live_ids), len(machine.history))
-    path = write_artifact(out_path, "tracks", arrays, params=params, inputs=inputs, attrs=attrs)
+        if machine.n_refused:
+            log.warning("%d new objects were refused because max_objects=%d live objects were reached",
+                        machine.n_refused, params["max_objects"])
+        unconfirmed = machine.unconfirmed_ids
+        if unconfirmed:
+            log.info("%d objects were never confirmed by a second keyframe mask; their pixels are stored as unknown",
+                     len(unconfirmed))
+        hide_unconfirmed(labels, unconfirmed)
+        is_key = np.isin(indices, masks.keyframe_index)
+        out.write(_artifact_arrays(indices, frame_ids, is_key, machine, keyframe_rows, camera.intrinsic))
+        out.set_attrs({"tracker": params["tracker"], "width": camera.width, "height": camera.height,
+                       "unknown_label": UNKNOWN_LABEL, "n_objects": len(machine.objects),
+                       "n_refused": machine.n_refused, "resumed_from_step": start if point else -1,
+                       "empty_reason": "", "state_names": STATE_NAMES})
+        log.info("%d frames tracked, %d objects (%d live at the end), %d state changes", len(indices),
+                 len(machine.objects), len(machine.live_ids), len(machine.history))
     resume.clear()
-    return path
+    return Path(out_path)
 
 
 def _handle(args) -> int:

@@ -102,6 +102,32 @@ def test_handcrafted_2d_features_separate_the_colours(floor):
     assert art["superpoint_weight"].sum() == visibility.sum()
 
 
+def test_killed_features_2d_job_resumes_from_its_saved_running_means(floor, monkeypatch):
+    from pipeline import backproject
+
+    root, scene_h5, _ = floor
+    params = {"frame_step": 1, "device": "cpu", "batch_size": 1, "checkpoint_every": 1}
+    reference = read_artifact(run_features_2d(scene_h5, root / "superpoints.h5", root / "reference.h5", params), "features_2d")
+    real_add = backproject.Backprojector.add
+
+    def dying_add(self, batch):
+        if int(batch.frame_ids[0]) == 2:
+            raise KeyboardInterrupt("killed")
+        real_add(self, batch)
+
+    out = root / "features_2d.h5"
+    monkeypatch.setattr(backproject.Backprojector, "add", dying_add)
+    with pytest.raises(KeyboardInterrupt):
+        run_features_2d(scene_h5, root / "superpoints.h5", out, params)
+    assert not out.exists() and (root / "features_2d.h5.resume" / "state.npz").is_file()
+    monkeypatch.setattr(backproject.Backprojector, "add", real_add)
+    resumed = read_artifact(run_features_2d(scene_h5, root / "superpoints.h5", out, params), "features_2d")
+    assert resumed.attrs["resumed_from_frame"] == 2 and reference.attrs["resumed_from_frame"] == -1
+    for name in ("superpoint_features", "superpoint_weight", "point_visibility", "frames_used"):
+        assert np.array_equal(resumed[name], reference[name]), name
+    assert not (root / "features_2d.h5.resume").exists()
+
+
 def test_frame_step_samples_valid_frames(floor):
     root, scene_h5, _ = floor
     out = run_features_2d(scene_h5, root / "superpoints.h5", root / "f.h5", {"frame_step": 2, "device": "cpu"})

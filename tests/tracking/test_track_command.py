@@ -100,8 +100,8 @@ def test_killed_track_job_resumes_where_it_stopped(scene, tmp_path, monkeypatch)
         run_track(scene / "scene.h5", scene / "masks2d.h5", out, params)
     assert not out.exists()
     resume_dir = tmp_path / "tracks.h5.resume"
-    assert sorted(p.name for p in resume_dir.iterdir()) == ["labels_00000000.npz", "labels_00000004.npz",
-                                                             "labels_00000008.npz", "state.npz"]
+    assert sorted(p.name for p in resume_dir.iterdir()) == ["chunk_00000000_00000004.npz", "chunk_00000004_00000008.npz",
+                                                             "chunk_00000008_00000012.npz", "state.npz"]
     monkeypatch.setattr(driver_module.TrackingDriver, "step", real_step)
     run_track(scene / "scene.h5", scene / "masks2d.h5", out, params)
     resumed = read_artifact(out, "tracks")
@@ -110,6 +110,36 @@ def test_killed_track_job_resumes_where_it_stopped(scene, tmp_path, monkeypatch)
     assert np.array_equal(resumed["labels"], reference["labels"])
     assert np.array_equal(resumed["history/object"], reference["history/object"])
     assert not resume_dir.exists()
+
+
+def test_killed_keyframe_masks_job_resumes_after_its_last_saved_keyframe(scene, tmp_path, monkeypatch):
+    from pipeline.commands import keyframe_masks as stage
+
+    out = tmp_path / "masks2d.h5"
+    params = {**ORACLE, "checkpoint_every": 2}
+    real_clean = stage.clean_masks
+    calls = []
+
+    def dying_clean(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 6:  # the 6th keyframe: keyframes 0-3 were saved, 4 is lost
+            raise KeyboardInterrupt("killed")
+        return real_clean(*args, **kwargs)
+
+    monkeypatch.setattr(stage, "clean_masks", dying_clean)
+    with pytest.raises(KeyboardInterrupt):
+        run_keyframe_masks(scene / "scene.h5", out, params)
+    assert not out.exists()
+    assert sorted(p.name for p in (tmp_path / "masks2d.h5.resume").iterdir()) == [
+        "chunk_00000000_00000002.npz", "chunk_00000002_00000004.npz", "state.npz"]
+    calls.clear()
+    monkeypatch.setattr(stage, "clean_masks", real_clean)
+    run_keyframe_masks(scene / "scene.h5", out, params)
+    resumed, reference = read_artifact(out, "masks2d"), read_artifact(scene / "masks2d.h5", "masks2d")
+    assert resumed.attrs["resumed_from_keyframe"] == 4
+    for name in ("masks/bits", "masks/keyframe", "masks/score", "masks/area", "keyframes/n_masks", "keyframes/n_raw"):
+        assert np.array_equal(resumed[name], reference[name]), name
+    assert not (tmp_path / "masks2d.h5.resume").exists()
 
 
 def test_resume_data_for_other_parameters_is_discarded(scene, tmp_path, monkeypatch):
