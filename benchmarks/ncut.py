@@ -14,14 +14,14 @@ get class-agnostic AP / AP50 / AP25 of the production masks (pipeline.evaluate, 
 
     python benchmarks/ncut.py                       # redkitchen + synthetic seeds 0 1 2
     python benchmarks/ncut.py --synthetic 0 1 2 3 --no-redkitchen
-    python benchmarks/ncut.py --proximity-adjacency 0.03   # experiment: see the note below
+    python benchmarks/ncut.py --adjacency-radius 0       # superpoint adjacency from mesh edges only
 
 Goal: production >= 10x faster than the reference, every mask at IoU >= 0.95.
 
-Note on --proximity-adjacency: superpoint adjacency comes from mesh edges. Synthetic rooms build
-each furniture part as its own (unwelded) mesh, so the parts of one chair are not adjacent and
-NCut's connected-component step cuts objects into parts. The flag adds pairs of superpoints whose
-points lie within R metres of each other, to measure how much that costs.
+Note on --adjacency-radius (the superpoints stage's ``adjacency_radius``, default 0.03 m): NCut
+keeps the connected component of each foreground over superpoint adjacency. Synthetic rooms build
+each furniture part as its own (unwelded) mesh, so with mesh edges alone (0) the parts of one
+chair are not adjacent and that step cuts objects into parts.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 REDKITCHEN = REPO.parent / "shared" / "data" / "redkitchen"
 
 
-def prepare_scene(scene_dir: Path, work: Path, frame_step: int) -> Path:
+def prepare_scene(scene_dir: Path, work: Path, frame_step: int, adjacency_radius: float) -> Path:
     from pipeline.commands.features_2d import run_features_2d
     from pipeline.commands.features_3d import run_features_3d
     from pipeline.commands.ingest import run_ingest
@@ -48,28 +48,10 @@ def prepare_scene(scene_dir: Path, work: Path, frame_step: int) -> Path:
     out = work / scene_dir.name
     out.mkdir(parents=True, exist_ok=True)
     run_ingest(scene_dir, out / "scene.h5", {"verify_images": "first"})
-    run_superpoints(out / "scene.h5", out / "superpoints.h5")
+    run_superpoints(out / "scene.h5", out / "superpoints.h5", {"adjacency_radius": adjacency_radius})
     run_features_2d(out / "scene.h5", out / "superpoints.h5", out / "features_2d.h5", {"frame_step": frame_step})
     run_features_3d(out / "scene.h5", out / "superpoints.h5", out / "features_3d.h5")
     return out
-
-
-def add_proximity_adjacency(out: Path, radius: float) -> None:
-    from scipy.spatial import cKDTree
-
-    from pipeline.artifacts import read_artifact, write_artifact
-
-    scene = read_artifact(out / "scene.h5", "scene")
-    sp = read_artifact(out / "superpoints.h5", "superpoints")
-    labels = sp["point_superpoint"]
-    pairs = cKDTree(scene["vertices"]).query_pairs(radius, output_type="ndarray")
-    a, b = labels[pairs[:, 0]], labels[pairs[:, 1]]
-    crossing = a != b
-    extra = np.stack([np.minimum(a[crossing], b[crossing]), np.maximum(a[crossing], b[crossing])], 1)
-    adjacency = np.unique(np.concatenate([sp["adjacency"], extra]), axis=0).astype(np.int32)
-    arrays = {name: sp[name] for name in sp.data if name != "adjacency"}
-    arrays["adjacency"] = adjacency
-    write_artifact(out / "superpoints.h5", "superpoints", arrays, params=sp.params, attrs={"proximity_radius": radius})
 
 
 def modalities_of(out: Path, params: dict):
@@ -149,14 +131,18 @@ def main(argv=None) -> int:
     parser.add_argument("--no-redkitchen", action="store_true")
     parser.add_argument("--frame-step", type=int, default=5, help="2D features from every k-th frame")
     parser.add_argument("--modality", default="auto", choices=["auto", "both", "2d", "3d"])
-    parser.add_argument("--proximity-adjacency", type=float, default=0.0, metavar="R")
+    parser.add_argument("--adjacency-radius", type=float, default=None, metavar="R",
+                        help="superpoints' adjacency_radius in metres (default: the stage default)")
     parser.add_argument("--work", help="folder for intermediate artifacts (default: a temporary one)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore")
 
     from pipeline.commands.ncut import default_params
+    from pipeline.commands.superpoints import DEFAULT_PARAMS as SUPERPOINT_DEFAULTS
     from pipeline.commands.synth import run_synth
+
+    radius = SUPERPOINT_DEFAULTS["adjacency_radius"] if args.adjacency_radius is None else args.adjacency_radius
 
     params = {**default_params(), "modality": args.modality}
     with tempfile.TemporaryDirectory() as tmp:
@@ -171,13 +157,11 @@ def main(argv=None) -> int:
             scenes.append(run_synth(work / "synthetic" / f"synth_room_{seed}", {"seed": seed}))
         header = (f"{'scene':<18}{'S':>6}{'dens':>6}{'iters':>6}{'masks':>7}{'ref s':>8}{'prod s':>8}{'ratio':>7}"
                   f"{'minIoU':>8}{'<0.95':>6}{'AP':>7}{'AP50':>7}{'AP25':>7}")
-        print(f"params: {params}\nproximity adjacency: {args.proximity_adjacency or 'off'}\n{header}")
+        print(f"params: {params}\nsuperpoint adjacency radius: {radius} m\n{header}")
         totals = {"ref_s": 0.0, "prod_s": 0.0, "n_below": 0}
         aps = []
         for scene_dir in scenes:
-            out = prepare_scene(Path(scene_dir), work, args.frame_step)
-            if args.proximity_adjacency:
-                add_proximity_adjacency(out, args.proximity_adjacency)
+            out = prepare_scene(Path(scene_dir), work, args.frame_step, radius)
             row = compare(out, params)
             q = quality(out, params)
             for key in totals:

@@ -499,7 +499,7 @@ def segment_point_cloud(
 @dataclass
 class SuperpointSummary:
     point_superpoint: np.ndarray  # (N,) int32 superpoint 0..S-1 of each point
-    adjacency: np.ndarray  # (A, 2) int32 superpoint pairs (i < j) joined by at least one graph edge
+    adjacency: np.ndarray  # (A, 2) int32 superpoint pairs (i < j) joined by a graph edge or close points
     size: np.ndarray  # (S,) int32 points per superpoint
     centroid: np.ndarray  # (S, 3) float32 mean position
     normal: np.ndarray  # (S, 3) float32 unit mean normal (zero where the normals cancel)
@@ -511,10 +511,24 @@ def relabel_consecutive(segment_ids: np.ndarray) -> np.ndarray:
     return labels.reshape(-1).astype(np.int32)
 
 
+def close_point_pairs(points: np.ndarray, radius: float) -> np.ndarray:
+    """(P, 2) int64 index pairs (i < j) of points at most ``radius`` apart (none when radius <= 0)."""
+    if radius <= 0 or len(points) < 2:
+        return np.zeros((0, 2), np.int64)
+    from scipy.spatial import cKDTree
+
+    return cKDTree(np.asarray(points, np.float64)).query_pairs(radius, output_type="ndarray").astype(np.int64)
+
+
 def superpoint_summary(
-    vertices: np.ndarray, normals: np.ndarray, seg_ids: np.ndarray, edges: np.ndarray
+    vertices: np.ndarray, normals: np.ndarray, seg_ids: np.ndarray, edges: np.ndarray, adjacency_radius: float = 0.0
 ) -> SuperpointSummary:
-    """Relabel segments to 0..S-1 and describe them: adjacency, size, centroid, unit mean normal."""
+    """Relabel segments to 0..S-1 and describe them: adjacency, size, centroid, unit mean normal.
+
+    Two superpoints are adjacent when a graph edge joins them or, with ``adjacency_radius`` > 0,
+    when points of both lie within that distance: separate meshes that touch (the parts of a
+    CAD or synthetic chair, unlike one welded scan mesh) are then adjacent too.
+    """
     labels = relabel_consecutive(seg_ids)
     n_segments = int(labels.max()) + 1 if labels.size else 0
     size = np.bincount(labels, minlength=n_segments).astype(np.int32)
@@ -528,7 +542,7 @@ def superpoint_summary(
     centroid /= np.maximum(size, 1)[:, None]
     length = np.linalg.norm(normal_sum, axis=1, keepdims=True)
     normal = np.divide(normal_sum, length, out=np.zeros_like(normal_sum), where=length > 1e-12)
-    edges = np.asarray(edges, np.int64).reshape(-1, 2)
+    edges = np.concatenate([np.asarray(edges, np.int64).reshape(-1, 2), close_point_pairs(vertices, adjacency_radius)])
     a, b = labels[edges[:, 0]].astype(np.int64), labels[edges[:, 1]].astype(np.int64)
     crossing = a != b
     low, high = np.minimum(a[crossing], b[crossing]), np.maximum(a[crossing], b[crossing])

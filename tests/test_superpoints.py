@@ -373,3 +373,55 @@ def test_unknown_input_kind_and_parameters(tmp_path):
     write_ply(tmp_path / "m.ply", vertices, faces=faces)
     with pytest.raises(InputError, match="unknown superpoints parameter"):
         run_superpoints(tmp_path / "m.ply", tmp_path / "x.json", {"kthresh": 0.1})
+
+
+def test_touching_separate_meshes_become_adjacent_within_the_radius():
+    """Two flat strips with no shared edge, 2 cm apart: adjacent at 3 cm, not with edges only."""
+    xs = np.linspace(0, 0.2, 11)
+    left = np.stack([xs, np.zeros_like(xs), np.zeros_like(xs)], 1)
+    right = left + [0.22, 0, 0]  # first point 2 cm from the last one of the left strip
+    vertices = np.concatenate([left, right])
+    edges = np.array([[i, i + 1] for i in range(10)] + [[11 + i, 12 + i] for i in range(10)])
+    segments = np.repeat([0, 11], 11)
+    normals = np.tile([0, 0, 1.0], (22, 1))
+    assert sp.superpoint_summary(vertices, normals, segments, edges).adjacency.tolist() == []
+    assert sp.superpoint_summary(vertices, normals, segments, edges, adjacency_radius=0.03).adjacency.tolist() == [[0, 1]]
+    assert sp.superpoint_summary(vertices, normals, segments, edges, adjacency_radius=0.015).adjacency.tolist() == []
+
+
+def test_close_point_pairs_match_brute_force():
+    points = np.random.default_rng(2).random((200, 3))
+    pairs = sp.close_point_pairs(points, 0.1)
+    distance = np.linalg.norm(points[:, None] - points[None], axis=2)
+    expected = {(i, j) for i, j in zip(*np.nonzero(np.triu(distance <= 0.1, k=1)))}
+    assert {tuple(p) for p in pairs.tolist()} == expected
+    assert len(sp.close_point_pairs(points, 0.0)) == 0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_adjacency_radius_keeps_each_synthetic_object_connected(seed):
+    """Synthetic furniture is built from separate part meshes: with mesh edges alone most objects
+    fall apart into unconnected superpoint groups; with the default 3 cm radius every object is one
+    connected group (what NCut's component step needs)."""
+    from scipy import sparse
+    from scipy.sparse import csgraph
+
+    from pipeline.commands.superpoints import DEFAULT_PARAMS
+    from pipeline.synth.room import generate_room
+
+    room = generate_room(seed, "tiny")
+    segments = sp.segment_mesh(room.vertices, room.faces)
+    normals = sp.segmentator_vertex_normals(room.vertices, room.faces)
+
+    def share_connected(radius):
+        summary = sp.superpoint_summary(room.vertices, normals, segments, sp.mesh_edges(room.faces), radius)
+        labels, n = summary.point_superpoint, len(summary.size)
+        owner = np.array([np.bincount(room.instance[labels == s]).argmax() for s in range(n)])
+        a = summary.adjacency
+        graph = sparse.coo_matrix((np.ones(len(a)), (a[:, 0], a[:, 1])), shape=(n, n)).tocsr()
+        whole = [csgraph.connected_components(graph[nodes][:, nodes], directed=False)[0] == 1
+                 for nodes in (np.flatnonzero(owner == obj) for obj in room.object_ids()) if len(nodes) > 1]
+        return np.mean(whole)
+
+    assert share_connected(0.0) < 0.5
+    assert share_connected(DEFAULT_PARAMS["adjacency_radius"]) == 1.0

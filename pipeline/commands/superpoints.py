@@ -26,6 +26,9 @@ DEFAULT_PARAMS = {
     "mode": "auto",  # "mesh" (needs faces), "points" (kNN graph) or "auto" (mesh when faces exist)
     "knn": 10,  # neighbours per point in point-cloud mode
     "color_weight": 0.0,  # point-cloud mode: weight of the RGB difference term (0 = off)
+    # Superpoints with points this close (metres) are adjacent even without a graph edge, so
+    # touching but separate meshes (CAD, synthetic furniture parts) connect; 0 = graph edges only.
+    "adjacency_radius": 0.03,
 }
 
 # ScanNet's segs.json files carry these keys; only kThresh and segMinVerts apply to this
@@ -168,7 +171,8 @@ def run_superpoints(scene_h5: str | os.PathLike, out_path: str | os.PathLike, pa
     from pipeline.artifacts import write_artifact
     from pipeline.superpoints import superpoint_summary
 
-    summary = superpoint_summary(geometry.vertices, result.normals, result.segment_ids, result.edges)
+    summary = superpoint_summary(geometry.vertices, result.normals, result.segment_ids, result.edges,
+                                 float(p["adjacency_radius"]))
     arrays = {
         "point_superpoint": summary.point_superpoint.astype(np.int32),
         "adjacency": summary.adjacency.astype(np.int32),
@@ -189,6 +193,7 @@ def _handle(args: argparse.Namespace) -> int:
         "mode": args.mode,
         "knn": args.knn,
         "color_weight": args.color_weight,
+        "adjacency_radius": args.adjacency_radius,
     }
     run_superpoints(args.input, args.out, params)
     return 0
@@ -211,4 +216,6 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--color-weight", type=float, default=DEFAULT_PARAMS["color_weight"], help="RGB term weight (points mode)"
     )
+    parser.add_argument("--adjacency-radius", type=float, default=DEFAULT_PARAMS["adjacency_radius"],
+                        help="superpoints with points this close (m) are adjacent too (default 0.03; 0 = edges only)")
     parser.set_defaults(func=_handle)
