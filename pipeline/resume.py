@@ -34,9 +34,24 @@ log = logging.getLogger(__name__)
 _CHUNK = re.compile(r"chunk_(\d+)_(\d+)\.npz")
 
 
+# Stage settings that change how a job runs, not what it computes. They are left out of the
+# resume fingerprint and of Snakemake's params (workflow/rules/common.smk), so editing them
+# neither discards resume data nor reruns anything; the rule scripts add them back.
+RUN_SETTINGS = ("checkpoint_every", "log_every")
+
+
+def without_run_settings(params: dict) -> dict:
+    return {key: value for key, value in params.items() if key not in RUN_SETTINGS}
+
+
+def with_run_settings(params: dict, section: dict) -> dict:
+    """``params`` plus the run settings found in ``section`` (a stage's config section)."""
+    return {**params, **{key: section[key] for key in RUN_SETTINGS if key in section}}
+
+
 def fingerprint(params: dict, inputs) -> str:
-    """Parameters plus each input's size and modification time (folders: their own entry)."""
-    h = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
+    """Parameters (without run settings) plus each input's size and modification time (folders: their own entry)."""
+    h = hashlib.sha256(json.dumps(without_run_settings(params), sort_keys=True, default=str).encode())
     for path in inputs:
         stat = os.stat(path)
         h.update(f"{os.fspath(path)}:{stat.st_size}:{stat.st_mtime_ns}".encode())

@@ -66,6 +66,16 @@ def test_changing_one_stage_reruns_it_and_descendants_only(reference_run, tmp_pa
     assert scene_h5.stat().st_mtime_ns == before  # upstream artifact untouched
 
 
+def test_run_settings_change_nothing_in_the_plan(reference_run, tmp_path):
+    """checkpoint_every / log_every say how a job runs, not what it computes: no rerun."""
+    workdir = tmp_path / "work"
+    subprocess.run(["cp", "-a", str(reference_run), str(workdir)], check=True)
+    change = tmp_path / "change.yaml"
+    change.write_text("track:\n  checkpoint_every: 3\nkeyframe_masks:\n  checkpoint_every: 1\n"
+                      "features_2d:\n  checkpoint_every: 7\ntrain:\n  checkpoint_every: 5\n  log_every: 1\n")
+    assert "Nothing to be done" in snakemake(["-n", "--configfile", str(TINY), str(change)], workdir)
+
+
 def test_killed_run_leaves_no_finished_looking_artifact_and_resumes(reference_run, tmp_path):
     proc = subprocess.Popen(SNAKEMAKE + ["--configfile", str(TINY)], cwd=tmp_path, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

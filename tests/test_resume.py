@@ -65,3 +65,13 @@ def test_unchunked_folder_keeps_everything_in_the_state(tmp_path):
     folder.save(4, 4, None, {"mean": np.ones(3)})
     point = ResumeFolder(tmp_path / "x.h5", "key", chunked=False).load()
     assert point.next_step == 4 and point.state["mean"].tolist() == [1, 1, 1] and not list(point.chunks())
+
+
+def test_run_settings_do_not_change_the_fingerprint(tmp_path):
+    from pipeline.resume import with_run_settings
+
+    data = tmp_path / "in.bin"
+    data.write_bytes(b"abc")
+    assert fingerprint({"a": 1, "checkpoint_every": 5}, [data]) == fingerprint({"a": 1, "checkpoint_every": 50}, [data])
+    assert fingerprint({"a": 1, "log_every": 5}, [data]) == fingerprint({"a": 1}, [data])
+    assert with_run_settings({"a": 1}, {"a": 2, "checkpoint_every": 3}) == {"a": 1, "checkpoint_every": 3}

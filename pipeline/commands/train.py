@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from pipeline.errors import InputError
+from pipeline.resume import without_run_settings
 
 # torch and the training modules are imported inside the functions: `python -m pipeline --help`
 # imports every command module and should stay fast.
@@ -62,7 +63,7 @@ def fingerprint(params: dict, mode: str, inputs: list) -> str:
             if path is not None:
                 stat = os.stat(path)
                 files.append([item.name, key, str(path), stat.st_size, stat.st_mtime_ns])
-    blob = json.dumps({"params": params, "mode": mode, "files": files}, sort_keys=True, default=str)
+    blob = json.dumps({"params": without_run_settings(params), "mode": mode, "files": files}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -2,6 +2,8 @@
 import os
 from pathlib import Path
 
+from pipeline.resume import without_run_settings
+
 RESULTS = config["results_dir"]
 
 
@@ -55,8 +57,12 @@ def first_pose_file(scene):
 
 
 def stage_config(stage):
-    """The config section a stage receives via params (editing it reruns that stage and its descendants)."""
-    return config.get(stage, {})
+    """The config section a stage receives via params (editing it reruns that stage and its descendants).
+
+    Run settings (RUN_SETTINGS: checkpoint_every, log_every) are left out, so editing them reruns
+    nothing; the scripts take them from the config with pipeline.resume.with_run_settings.
+    """
+    return without_run_settings(config.get(stage, {}))
 
 
 def synth_spec(scene):

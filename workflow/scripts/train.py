@@ -1,5 +1,6 @@
 # Adapter: snakemake rule `train` -> pipeline.commands.train.run_train (all scenes, one model)
 from pipeline.commands.train import run_train
+from pipeline.resume import with_run_settings
 from pipeline.rulelog import rule_logging
 from pipeline.train.data import SceneInputs
 
@@ -12,7 +13,8 @@ def scene_inputs(index, name):
                        optional("ncut"), optional("lifted"))
 
 
-params = {**dict(snakemake.params.cfg), "mode": snakemake.params.mode}  # the DAG's resolved mode
+settings = with_run_settings(snakemake.params.cfg, snakemake.config.get("train", {}))
+params = {**settings, "mode": snakemake.params.mode}  # the DAG's resolved mode
 with rule_logging(snakemake.log[0], "train", params, snakemake.input, snakemake.output):
     inputs = [scene_inputs(i, name) for i, name in enumerate(snakemake.params.scenes)]
     run_train(inputs, snakemake.output[0], params)
