@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from pipeline.errors import InputError
-from pipeline.features.dino import check_state_dict, read_torch_file
+from pipeline.checkpoints import load_checked_state_dict, read_torch_file, require_checkpoint
 
 CHECKPOINT_FORMAT = "res16unet-spconv"
 CHECKPOINT_VERSION = 1
@@ -158,17 +158,18 @@ def save_csc_checkpoint(path: str | os.PathLike, model: Res16UNet, arch: Res16UN
 
 def load_csc_checkpoint(path: str | os.PathLike | None) -> tuple[Res16UNet, Res16UNetArch]:
     """Read a checkpoint in this project's format, build the network it describes, load strictly."""
-    content = read_torch_file(path, "CSC", "features_3d.csc.checkpoint")
-    path = Path(path).expanduser()
-    if content.get("format") != CHECKPOINT_FORMAT or "state_dict" not in content or "arch" not in content:
+    path = require_checkpoint(path, "CSC", "features_3d.csc.checkpoint")
+    content = read_torch_file(path)
+    found = sorted(content)[:8] if isinstance(content, dict) else type(content).__name__
+    if not isinstance(content, dict) or not {"format", "state_dict", "arch"} <= set(content) \
+            or content["format"] != CHECKPOINT_FORMAT:
         raise InputError(path, f"not a {CHECKPOINT_FORMAT!r} checkpoint: expected keys 'format', 'version', 'arch', "
-                               f"'state_dict' (found {sorted(content)[:8]}); see pipeline/features/csc.py")
+                               f"'state_dict' (found {found}); see pipeline/features/csc.py")
     if int(content.get("version", -1)) != CHECKPOINT_VERSION:
         raise InputError(path, f"checkpoint version {content.get('version')} is not {CHECKPOINT_VERSION}")
     arch = Res16UNetArch.from_dict(dict(content["arch"]), path)
     model = Res16UNet(arch)
-    check_state_dict(model, content["state_dict"], path, "CSC checkpoint")
-    model.load_state_dict(content["state_dict"], strict=True)
+    load_checked_state_dict(model, content["state_dict"], path, "CSC checkpoint")
     return model.eval(), arch
 
 

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.backproject import FeatureBatch
+from pipeline.checkpoints import load_checked_state_dict, read_torch_file, require_checkpoint
 from pipeline.errors import InputError
 
 DEFAULT_PARAMS = {
@@ -64,54 +65,14 @@ def dino_to_timm_state_dict(state: dict) -> dict:
     return dict(state)
 
 
-def _listing(keys: list[str], limit: int = 8) -> str:
-    shown = ", ".join(keys[:limit])
-    return f"{len(keys)} [{shown}{' ...' if len(keys) > limit else ''}]"
-
-
-def check_state_dict(model: torch.nn.Module, state: dict, path: str | os.PathLike, what: str) -> None:
-    """Raise InputError naming every missing, unexpected and mis-shaped key."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    mis_shaped = [
-        f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}"
-        for k in expected
-        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(expected[k].shape)
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing keys {_listing(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys {_listing(unexpected)}")
-    if mis_shaped:
-        problems.append(f"wrong shapes {_listing(mis_shaped, 4)}")
-    if problems:
-        raise InputError(path, f"{what} does not match the architecture: " + "; ".join(problems))
-
-
-def read_torch_file(path: str | os.PathLike | None, what: str, config_key: str) -> dict:
-    if not path:
-        raise InputError(None, f"the {what} backend needs a checkpoint: set {config_key} in config.yaml "
-                               "(or pick the weight-free 'handcrafted' backend)")
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise InputError(path, f"{what} checkpoint file is missing (set {config_key})")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise InputError(path, f"not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(state, dict):
-        raise InputError(path, f"expected a state dict, found {type(state).__name__}")
-    return state
-
-
 def load_dino_vit(path: str | os.PathLike | None, arch: str = "vit_small_patch8_224", overrides: dict | None = None) -> torch.nn.Module:
     """Build the ViT and load a DINO checkpoint strictly; eval mode."""
-    state = dino_to_timm_state_dict(read_torch_file(path, "DINO", "features_2d.dino.checkpoint"))
+    path = require_checkpoint(path, "DINO", "features_2d.dino.checkpoint")
+    content = read_torch_file(path)
+    if not isinstance(content, dict):
+        raise InputError(path, f"expected a state dict, found {type(content).__name__}")
     model = build_dino_vit(arch, overrides)
-    check_state_dict(model, state, Path(path).expanduser(), "DINO checkpoint")
-    model.load_state_dict(state, strict=True)
+    load_checked_state_dict(model, dino_to_timm_state_dict(content), path, "DINO checkpoint")
     return model.eval()
 
 

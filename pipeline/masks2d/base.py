@@ -3,8 +3,9 @@
 A generator turns one frame (colour at the working resolution, plus what the frame knows about
 itself: its depth, its index, the scene folder) into a :class:`MaskSet`: binary masks, which may
 overlap, each with a score. Generators are built from the stage's config by :func:`build_generator`;
-learned ones load their weights through :func:`load_state_dict_strict`, which refuses a checkpoint
-that does not fit the architecture and names the file and the offending keys.
+learned ones load their weights through :func:`load_state_dict_strict` (pipeline/checkpoints.py
+underneath), which refuses a checkpoint that does not fit the architecture and names the file and
+the offending keys.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from pipeline.checkpoints import load_checked_state_dict, read_torch_file
 from pipeline.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -111,17 +113,6 @@ def resolve_device(device: str = "auto") -> str:
 # Checkpoints
 
 
-def require_checkpoint(path: str | os.PathLike | None, what: str, config_key: str) -> Path:
-    """The checkpoint path, or an error that says which config key to set and why."""
-    if not path:
-        raise InputError(None, f"{config_key} is not set: {what} weights cannot be downloaded by the pipeline; "
-                               "give the path of a checkpoint file, or use a weight-free backend")
-    path = Path(os.path.expanduser(str(path)))
-    if not path.is_file():
-        raise InputError(path, f"{what} checkpoint file is missing (set by {config_key})")
-    return path
-
-
 def _state_dict_from(loaded: Any, path: Path) -> dict:
     """The tensor mapping of a checkpoint: either the file itself or its 'model' / 'state_dict' entry."""
     import torch
@@ -136,40 +127,14 @@ def _state_dict_from(loaded: Any, path: Path) -> dict:
     raise InputError(path, "is not a model checkpoint (expected a state dict of tensors, or one under 'model')")
 
 
-def _examples(keys, limit: int = 5) -> str:
-    keys = sorted(keys)
-    return ", ".join(keys[:limit]) + (f" ... ({len(keys)} in all)" if len(keys) > limit else "")
-
-
 def load_state_dict_strict(model, path: str | os.PathLike, architecture: str = "model") -> None:
     """Load weights from ``path`` into ``model``; every key and shape must match exactly."""
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "checkpoint file is missing")
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several unrelated types for a bad file
-        raise InputError(path, f"unreadable checkpoint ({type(exc).__name__}: {exc})") from None
-    state = _state_dict_from(loaded, path)
-    expected = model.state_dict()
-    missing = set(expected) - set(state)
-    unexpected = set(state) - set(expected)
-    wrong_shape = [k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape)]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing key(s): {_examples(missing)}")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected key(s): {_examples(unexpected)}")
-    if wrong_shape:
-        shown = [f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}" for k in sorted(wrong_shape)[:3]]
-        problems.append(f"{len(wrong_shape)} shape mismatch(es): {'; '.join(shown)}")
-    if problems:
-        raise InputError(path, f"checkpoint does not fit the configured {architecture} architecture: "
-                               + "; ".join(problems) + " (check the model type / config)")
-    model.load_state_dict(state, strict=True)
-    log.info("loaded %d tensors from %s into %s", len(state), path, architecture)
+    state = _state_dict_from(read_torch_file(path), path)
+    load_checked_state_dict(model, state, path, f"checkpoint of the configured {architecture} architecture "
+                                                "(check the model type / config)")
 
 
 # ----------------------------------------------------------------------------------------------

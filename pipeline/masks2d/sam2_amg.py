@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import InputError
-from pipeline.masks2d.base import (FrameInput, MaskGenerator, MaskSet, load_state_dict_strict, require_checkpoint,
-                                   resolve_device)
+from pipeline.checkpoints import require_checkpoint
+from pipeline.masks2d.base import FrameInput, MaskGenerator, MaskSet, load_state_dict_strict, resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.masks2d.base import pack_masks, require_checkpoint, resolve_device, unpack_masks
+from pipeline.checkpoints import require_checkpoint
+from pipeline.masks2d.base import pack_masks, resolve_device, unpack_masks
 from pipeline.tracking.base import StepFrames, Tracker
 
 log = logging.getLogger(__name__)

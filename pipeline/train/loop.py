@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from pipeline import __version__
+from pipeline.checkpoints import read_torch_file
 from pipeline.errors import InputError
 from pipeline.model.net import InstanceNet, ModelConfig, SceneTensors, prepare_scene, resolve_device
 from pipeline.train.beep3d import beep3d_losses, initial_query_coords, teacher_pseudo_masks
@@ -80,10 +81,7 @@ def load_checkpoint_file(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "model checkpoint not found (run the 'train' stage first)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt or foreign files
-        raise InputError(path, f"not a readable model checkpoint ({type(exc).__name__}: {exc})") from None
+    state = read_torch_file(path)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise InputError(path, "is not a checkpoint of this pipeline")
     if state.get("format_version") != CHECKPOINT_VERSION:

@@ -53,7 +53,7 @@ def test_training_checkpoint_teacher_is_used(tmp_path, tiny_checkpoint):
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="DINO checkpoint file is missing"):
         load_dino_vit(tmp_path / "nope.pth")
-    with pytest.raises(InputError, match="needs a checkpoint"):
+    with pytest.raises(InputError, match="features_2d.dino.checkpoint is not set"):
         load_dino_vit("")
 
 

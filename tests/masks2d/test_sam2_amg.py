@@ -86,7 +86,7 @@ def test_sam2_checkpoint_from_another_config_is_refused(tiny_checkpoint):
     path, _ = tiny_checkpoint
     wider = [o for o in TINY_SAM2_OVERRIDES if "trunk.embed_dim" not in o] + ["++model.image_encoder.trunk.embed_dim=16"]
     params = {**sam2_params(path), "hydra_overrides": wider + ["++model.image_encoder.neck.backbone_channel_list=[128,64,32,16]"]}
-    with pytest.raises(InputError, match="does not fit") as err:
+    with pytest.raises(InputError, match="does not match the architecture") as err:
         build_generator("sam2", params, device="cpu")
     assert str(path) in str(err.value)
 
