@@ -1,4 +1,7 @@
-"""`python -m pipeline export SCENE_H5 SUPERPOINTS_H5 LABELS_H5 --out DIR`: labels for other tools."""
+"""`python -m pipeline export SCENE_H5 SUPERPOINTS_H5 LABELS_H5 --out DIR`: labels for trainers and the benchmark.
+
+`python -m pipeline export --collect results/*/export --out DATASET` merges scenes into one dataset.
+"""
 
 from __future__ import annotations
 
@@ -8,61 +11,155 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.artifacts import read_artifact
+from pipeline.errors import InputError
 from pipeline.export import (
+    AGNOSTIC_NYU40_ID,
+    BENCHMARK_MIN_VERTICES,
+    DEFAULT_CLASS_MAP,
+    DEFAULT_OTHER_CLASS,
+    MMDET3D_ANN_FILE,
+    SPLIT,
+    collect_exports,
+    export_instances,
+    instances_without_superpoint_majority,
     mask3d_array,
+    mmdet3d_arrays,
+    mmdet3d_data_info,
+    other_class_id,
     spformer_sample,
     write_colored_ply,
+    write_instances_table,
     write_mask3d,
+    write_mmdet3d,
     write_scannet_benchmark,
     write_spformer,
 )
+from pipeline.nyu40 import SCANNET18_IDS, nyu40_name
 
 log = logging.getLogger(__name__)
 
+DEFAULT_PARAMS = {
+    "class_map": {},  # box label -> NYU40 name, on top of DEFAULT_CLASS_MAP (the demo rooms' names)
+    "other_class": DEFAULT_OTHER_CLASS,  # class of NYU40 classes outside the 18; None = keep (consumers drop them)
+}
+
 
 def export_paths(out_dir, scene: str) -> dict[str, Path]:
+    """The main file of each export (the Snakemake rule's outputs)."""
     out_dir = Path(out_dir)
     return {
         "scannet": out_dir / "scannet" / f"{scene}.txt",
-        "spformer": out_dir / "spformer" / f"{scene}.pth",
-        "mask3d": out_dir / "mask3d" / f"{scene}.npy",
+        "spformer": out_dir / "spformer" / SPLIT / f"{scene}_inst_nostuff.pth",
+        "mask3d": out_dir / "mask3d" / SPLIT / f"{scene}.npy",
+        "mmdet3d": out_dir / "mmdet3d" / MMDET3D_ANN_FILE,
+        "instances": out_dir / "instances.tsv",
         "ply": out_dir / f"{scene}_instances.ply",
     }
 
 
-def run_export(scene_h5, superpoints_h5, labels_h5, out_dir, scene: str | None = None) -> dict[str, Path]:
-    """Write the ScanNet benchmark files, SPFormer and Mask3D trainer files and a coloured PLY."""
+def _resolved_params(params: dict | None) -> dict:
+    params = {**DEFAULT_PARAMS, **(params or {})}
+    unknown = set(params) - set(DEFAULT_PARAMS)
+    if unknown:
+        raise ValueError(f"export: unknown key(s) {sorted(unknown)}; known: {sorted(DEFAULT_PARAMS)}")
+    other_class_id(params["other_class"])  # a bad value is a config error, not the labels file's
+    return {"class_map": {**DEFAULT_CLASS_MAP, **(params["class_map"] or {})}, "other_class": params["other_class"]}
+
+
+def _log_classes(scene: str, instances, superpoints) -> None:
+    if instances.class_agnostic:
+        log.info("%s: class-agnostic labels: every instance exported as NYU40 %d (%s), class index 0 in every "
+                 "consumer", scene, AGNOSTIC_NYU40_ID, nyu40_name(AGNOSTIC_NYU40_ID))
+    else:
+        moved = sorted({(str(c), nyu40_name(int(i))) for c, i in zip(instances.source_class, instances.nyu40)})
+        log.info("%s: box classes: %s", scene, ", ".join(f"{c} -> {n}" for c, n in moved))
+    dropped = [k for k in range(instances.n_instances) if instances.nyu40[k] not in SCANNET18_IDS]
+    if dropped:
+        log.warning("%s: instances %s keep NYU40 classes outside the benchmark's 18 (other_class is null): "
+                    "SPFormer and the benchmark script drop them", scene, dropped)
+    small = np.flatnonzero(np.bincount(instances.point_instance[instances.point_instance >= 0],
+                                       minlength=instances.n_instances) < BENCHMARK_MIN_VERTICES)
+    if len(small):
+        log.info("%s: %d instance(s) under %d points, which the benchmark script (like our evaluation) skips",
+                 scene, len(small), BENCHMARK_MIN_VERTICES)
+    empty = instances_without_superpoint_majority(instances.point_instance, superpoints)
+    if len(empty):
+        log.warning("%s: instances %s hold no superpoint by majority: SPFormer and OneFormer3D see them as empty "
+                    "superpoint masks", scene, empty.tolist())
+    if instances.n_instances and (instances.point_instance >= 0).all():
+        log.warning("%s: every point is in an instance; OneFormer3D's AddSuperPointAnnotations asserts that some "
+                    "point is not", scene)
+
+
+def run_export(scene_h5, superpoints_h5, labels_h5, out_dir, scene: str | None = None,
+               params: dict | None = None) -> dict[str, Path]:
+    """Write every export of one scene (see pipeline/export.py) under ``out_dir``; returns ``export_paths``."""
+    params = _resolved_params(params)
     scene_art = read_artifact(scene_h5, "scene", required=["vertices", "colors", "normals"])
     superpoints = read_artifact(superpoints_h5, "superpoints", required=["point_superpoint"])["point_superpoint"]
     labels = read_artifact(labels_h5, Path(labels_h5).stem, required=["point_instance"])
     point_instance = labels["point_instance"]
-    scores = labels.get("instance_score")
     scene = scene or scene_art.attrs.get("scene_name") or Path(scene_h5).parent.name
-    vertices = scene_art["vertices"]
-    if len(point_instance) != len(vertices):
-        raise ValueError(f"{labels_h5}: {len(point_instance)} labels for {len(vertices)} points in {scene_h5}")
+    vertices, colors = scene_art["vertices"], scene_art["colors"]
+    for name, array in (("labels", point_instance), ("superpoints", superpoints)):
+        if len(array) != len(vertices):
+            source = labels_h5 if name == "labels" else superpoints_h5
+            raise InputError(source, f"{len(array)} {name} for {len(vertices)} points in {scene_h5}")
+    try:
+        instances = export_instances(point_instance, labels.get("instance_score"), labels.get("instance_class"),
+                                     params["class_map"], params["other_class"])
+    except ValueError as exc:
+        raise InputError(labels_h5, str(exc)) from None
+    _log_classes(scene, instances, superpoints)
+
     paths = export_paths(out_dir, scene)
-    write_scannet_benchmark(paths["scannet"].parent, scene, point_instance, scores)
-    write_spformer(paths["spformer"], spformer_sample(vertices, scene_art["colors"], superpoints, point_instance))
-    write_mask3d(paths["mask3d"], mask3d_array(vertices, scene_art["colors"], scene_art["normals"], superpoints, point_instance))
-    write_colored_ply(paths["ply"], vertices, point_instance, scene_art.get("faces"))
-    n = len(np.unique(point_instance[point_instance >= 0]))
-    log.info("exported %d instances of %s from %s", n, scene, labels_h5)
+    write_scannet_benchmark(paths["scannet"].parent, scene, instances)
+    write_spformer(paths["spformer"], spformer_sample(vertices, colors, superpoints, instances))
+    write_mask3d(Path(out_dir) / "mask3d", scene,
+                 mask3d_array(vertices, colors, scene_art["normals"], superpoints, instances), colors)
+    write_mmdet3d(Path(out_dir) / "mmdet3d", scene, mmdet3d_arrays(vertices, colors, superpoints, instances),
+                  mmdet3d_data_info(scene, vertices, instances))
+    write_instances_table(paths["instances"], scene, instances)
+    write_colored_ply(paths["ply"], vertices, instances.point_instance, scene_art.get("faces"))
+    log.info("exported %d instances of %s from %s", instances.n_instances, scene, labels_h5)
     return paths
 
 
+def _class_map_argument(text: str) -> tuple[str, str]:
+    name, sep, target = text.partition("=")
+    if not sep or not name.strip() or not target.strip():
+        raise ValueError(f"--class-map wants RAW=NYU40NAME, got {text!r}")
+    return name.strip(), target.strip()
+
+
 def _handle(args) -> int:
-    for kind, path in run_export(args.scene_h5, args.superpoints_h5, args.labels_h5, args.out).items():
+    if args.collect:
+        if args.files:
+            raise InputError(None, "--collect takes export folders only; drop the SCENE_H5 ... arguments")
+        counts = collect_exports(args.collect, args.out)
+        for consumer, n in counts.items():
+            print(f"{consumer}: {n} scene(s) in {Path(args.out) / consumer}")
+        return 0
+    if len(args.files) != 3:
+        raise InputError(None, "export wants SCENE_H5 SUPERPOINTS_H5 LABELS_H5 (or --collect EXPORT_DIR ...)")
+    params = {"class_map": dict(args.class_map),
+              "other_class": None if args.other_class.lower() in ("none", "null") else args.other_class}
+    for kind, path in run_export(*args.files, args.out, params=params).items():
         print(f"{kind}: {path}")
     return 0
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "export", help="write labels as ScanNet benchmark files, trainer files and a coloured PLY",
-        description="Export per-point instances (any artifact with point_instance) for other tools.")
-    parser.add_argument("scene_h5")
-    parser.add_argument("superpoints_h5")
-    parser.add_argument("labels_h5", help="e.g. pseudo_labels.h5, lifted.h5 or ncut.h5")
+        "export", help="write labels for SPFormer, Mask3D, OneFormer3D/mmdetection3d and ScanNet's benchmark script",
+        description="Export per-point instances (any artifact with point_instance: pseudo_labels.h5, lifted.h5, "
+        "ncut.h5) in each consumer's own layout, or merge several scenes' exports with --collect.")
+    parser.add_argument("files", nargs="*", metavar="SCENE_H5 SUPERPOINTS_H5 LABELS_H5")
     parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--class-map", action="append", default=[], metavar="RAW=NYU40NAME", type=_class_map_argument,
+                        help="box label -> NYU40 class name (repeatable)")
+    parser.add_argument("--other-class", default=DEFAULT_OTHER_CLASS,
+                        help="class for NYU40 classes outside the benchmark's 18 (none: keep them; consumers drop them)")
+    parser.add_argument("--collect", nargs="+", metavar="EXPORT_DIR",
+                        help="merge these per-scene export folders into one dataset folder (--out)")
     parser.set_defaults(func=_handle)
