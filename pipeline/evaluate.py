@@ -7,10 +7,19 @@ evaluate_semantic_instance.py``) with all object classes merged into one class; 
 implementation, checked against a direct re-statement of the script's loops in the tests.
 
 Ground truth
-    ``gt_instance`` (N,) gives each point an index into ``gt_labels`` (-1 = unlabelled). Instances
-    whose label is in ``ignore_labels`` (compared case-insensitively; default wall, floor, ceiling:
-    structural classes are not objects) are not instances: their points are *void*, like
-    unlabelled points. An object instance with fewer than ``min_region_size`` points (default 100,
+    ``gt_instance`` (N,) gives each point an index into ``gt_labels`` (-1 = unlabelled). Which
+    instances are objects depends on the class convention ``gt_classes``:
+
+    - ``all_objects``: every instance whose label is not in ``ignore_labels`` (compared
+      case-insensitively; default wall, floor, ceiling: structural classes are not objects).
+    - ``scannet18``: the benchmark's rule: only instances whose NYU40 id (``gt_nyu40``) is one of
+      the 18 classes of ``pipeline.nyu40.SCANNET18_IDS``; unknown classes (-1) are not objects
+      either. ``ignore_labels`` still applies on top.
+    - ``auto``: ``scannet18`` when the GT carries NYU40 ids (``gt_nyu40`` given and not all -1),
+      else ``all_objects``.
+
+    Instances that are not objects are not instances: their points are *void*, like unlabelled
+    points. An object instance with fewer than ``min_region_size`` points (default 100,
     the benchmark's value) is *too small*: it can be neither matched nor missed. The others are the
     *evaluated* GT instances (``n_gt``).
 
@@ -74,6 +83,7 @@ from typing import Iterable, Literal, Sequence
 import numpy as np
 
 from pipeline.geometry import points_in_boxes
+from pipeline.nyu40 import SCANNET18_IDS
 
 DEFAULT_IGNORE_LABELS: tuple[str, ...] = ("wall", "floor", "ceiling")
 MIN_REGION_SIZE = 100  # points; the ScanNet benchmark's minimum GT (and prediction) size
@@ -82,6 +92,8 @@ SCANNET_IOU_THRESHOLDS: tuple[float, ...] = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.
 IOU_THRESHOLDS_TO_095: tuple[float, ...] = SCANNET_IOU_THRESHOLDS + (0.95,)
 
 Integration = Literal["trapezoid", "monotone"]
+GtClasses = Literal["auto", "scannet18", "all_objects"]
+GT_CLASSES: tuple[str, ...] = ("auto", "scannet18", "all_objects")
 
 # Outcomes of one prediction at one threshold.
 TRUE_POSITIVE, FALSE_POSITIVE, IGNORED = 1, 0, -1
@@ -147,26 +159,62 @@ class GroundTruth:
         return len(self.gt_ids)
 
 
+def resolve_gt_classes(gt_classes: str, gt_nyu40: np.ndarray | Sequence[int] | None) -> str:
+    """The convention ``gt_classes`` stands for: ``auto`` becomes scannet18 when the GT carries NYU40 ids."""
+    if gt_classes not in GT_CLASSES:
+        raise ValueError(f"gt_classes must be one of {list(GT_CLASSES)}, got {gt_classes!r}")
+    if gt_classes != "auto":
+        return gt_classes
+    has_ids = gt_nyu40 is not None and bool(np.any(np.asarray(gt_nyu40) >= 0))
+    return "scannet18" if has_ids else "all_objects"
+
+
+def object_instances(
+    gt_labels: Sequence[str] | np.ndarray,
+    gt_nyu40: np.ndarray | Sequence[int] | None = None,
+    gt_classes: GtClasses | str = "auto",
+    ignore_labels: Iterable[str] = DEFAULT_IGNORE_LABELS,
+) -> np.ndarray:
+    """(K,) bool: which GT instances are objects under ``gt_classes`` (see the module docstring)."""
+    labels = [str(label).strip().lower() for label in np.asarray(gt_labels, dtype=object).ravel()]
+    ignored = {label.strip().lower() for label in ignore_labels}
+    is_object = np.array([label not in ignored for label in labels], dtype=bool)
+    if resolve_gt_classes(gt_classes, gt_nyu40) == "all_objects":
+        return is_object
+    if gt_nyu40 is None:
+        raise ValueError("gt_classes 'scannet18' needs the NYU40 id of every GT instance (gt_nyu40)")
+    gt_nyu40 = np.asarray(gt_nyu40).ravel()
+    if gt_nyu40.shape != is_object.shape:
+        raise ValueError(f"gt_nyu40 has {gt_nyu40.size} entries but there are {is_object.size} GT labels")
+    return is_object & np.isin(gt_nyu40, SCANNET18_IDS)
+
+
 def classify_ground_truth(
     gt_instance: np.ndarray,
     gt_labels: Sequence[str] | np.ndarray,
     ignore_labels: Iterable[str] = DEFAULT_IGNORE_LABELS,
     min_region_size: int = MIN_REGION_SIZE,
+    is_object: np.ndarray | None = None,
 ) -> GroundTruth:
-    """Decide which GT instances are evaluated and map every other point to the void column."""
+    """Decide which GT instances are evaluated and map every other point to the void column.
+
+    ``is_object`` (K,) bool, from ``object_instances``, replaces the ``ignore_labels`` rule.
+    """
     gt_instance = np.asarray(gt_instance)
     if gt_instance.ndim != 1 or gt_instance.dtype.kind not in "iu":
         raise ValueError(f"gt_instance must be a 1-D integer array, got {gt_instance.dtype} {gt_instance.shape}")
-    labels = [str(label).strip().lower() for label in np.asarray(gt_labels, dtype=object).ravel()]
-    n_instances = len(labels)
+    n_instances = len(np.asarray(gt_labels, dtype=object).ravel())
     if gt_instance.size and (gt_instance.min() < -1 or gt_instance.max() >= n_instances):
         raise ValueError(
             f"gt_instance values must lie in [-1, {n_instances}) (one label per instance), "
             f"got range [{gt_instance.min()}, {gt_instance.max()}]"
         )
-    ignored = {label.strip().lower() for label in ignore_labels}
+    if is_object is None:
+        is_object = object_instances(gt_labels, gt_classes="all_objects", ignore_labels=ignore_labels)
+    is_object = np.asarray(is_object, bool)
+    if is_object.shape != (n_instances,):
+        raise ValueError(f"is_object must have one entry per GT instance ({n_instances}), got {is_object.shape}")
     size = np.bincount(gt_instance[gt_instance >= 0], minlength=n_instances)
-    is_object = np.array([label not in ignored for label in labels], dtype=bool)
     evaluated = is_object & (size >= max(min_region_size, 1))
     gt_ids = np.flatnonzero(evaluated)
     column_of_instance = np.full(n_instances + 1, len(gt_ids), np.int64)  # last slot: id -1
@@ -350,10 +398,13 @@ def instance_ap(
     min_pred_size: int | None = None,
     iou_thresholds: Sequence[float] = SCANNET_IOU_THRESHOLDS,
     integration: Integration = "trapezoid",
+    gt_nyu40: np.ndarray | Sequence[int] | None = None,
+    gt_classes: GtClasses | str = "auto",
 ) -> InstanceAP:
     """Class-agnostic AP of boolean masks (K, N) (masks may overlap) with one score each (default 1)."""
     gt_instance = np.asarray(gt_instance)
-    gt = classify_ground_truth(gt_instance, gt_labels, ignore_labels, min_region_size)
+    is_object = object_instances(gt_labels, gt_nyu40, gt_classes, ignore_labels)
+    gt = classify_ground_truth(gt_instance, gt_labels, ignore_labels, min_region_size, is_object)
     pred, point, n_pred = _membership_from_masks(pred_masks, len(gt_instance))
     scores = np.ones(n_pred) if pred_scores is None else pred_scores
     return _instance_ap_from_membership(
@@ -373,13 +424,16 @@ def instance_ap_from_labels(
     min_pred_size: int | None = None,
     iou_thresholds: Sequence[float] = SCANNET_IOU_THRESHOLDS,
     integration: Integration = "trapezoid",
+    gt_nyu40: np.ndarray | Sequence[int] | None = None,
+    gt_classes: GtClasses | str = "auto",
 ) -> InstanceAP:
     """Class-agnostic AP of per-point predicted ids (-1 = none); ``instance_score[id]`` (default 1)."""
     gt_instance = np.asarray(gt_instance)
     pred_point_instance = np.asarray(pred_point_instance)
     if pred_point_instance.shape != gt_instance.shape:
         raise ValueError(f"predicted ids cover {pred_point_instance.shape} points, ground truth {gt_instance.shape}")
-    gt = classify_ground_truth(gt_instance, gt_labels, ignore_labels, min_region_size)
+    is_object = object_instances(gt_labels, gt_nyu40, gt_classes, ignore_labels)
+    gt = classify_ground_truth(gt_instance, gt_labels, ignore_labels, min_region_size, is_object)
     pred, point, ids = _membership_from_labels(pred_point_instance)
     if instance_score is None:
         scores = np.ones(len(ids))
@@ -434,10 +488,16 @@ class OverlapAccuracy:
     mean_instance_accuracy: float  # mean over GT boxes owning overlap points of their accuracy
     n_points: int  # judged overlap points
     n_instances: int  # GT boxes owning judged overlap points
+    # Over overlap points of objects that have a box only: the share given their own box. The
+    # number box-supervised papers report (a wall point inside two boxes is not in it).
+    object_point_accuracy: float = float("nan")
+    n_object_points: int = 0
 
     def to_dict(self) -> dict:
         return {
             "point_accuracy": _nan_to_none(self.point_accuracy),
+            "object_point_accuracy": _nan_to_none(self.object_point_accuracy),
+            "n_object_points": self.n_object_points,
             "mean_instance_accuracy": _nan_to_none(self.mean_instance_accuracy),
             "n_points": self.n_points,
             "n_instances": self.n_instances,
@@ -464,4 +524,6 @@ def overlap_assignment_accuracy(pred_box: np.ndarray, gt_box: np.ndarray, overla
     per_box_correct = np.bincount(truth[in_box], weights=correct[in_box], minlength=len(per_box_points))
     owners = per_box_points > 0
     mean_instance = float(np.mean(per_box_correct[owners] / per_box_points[owners])) if owners.any() else float("nan")
-    return OverlapAccuracy(point_accuracy, mean_instance, int(correct.size), int(np.count_nonzero(owners)))
+    object_accuracy = float(correct[in_box].mean()) if in_box.any() else float("nan")
+    return OverlapAccuracy(point_accuracy, mean_instance, int(correct.size), int(np.count_nonzero(owners)),
+                           object_accuracy, int(np.count_nonzero(in_box)))

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pipeline.artifacts import write_artifact
+from pipeline.artifacts import read_artifact, write_artifact
 from pipeline.cli import main
+from pipeline.commands.evaluate import run_evaluate
+from pipeline.commands.ingest import run_ingest
 from pipeline.evaluate import (
     FALSE_POSITIVE,
     IOU_THRESHOLDS_TO_095,
@@ -24,11 +27,14 @@ from pipeline.evaluate import (
     instance_ap_from_labels,
     masks_from_labels,
     match_predictions,
+    object_instances,
     overlap_assignment_accuracy,
     overlap_candidates,
     overlap_region_mask,
     precision_recall,
+    resolve_gt_classes,
 )
+from pipeline.summary import conventions_by_scene, write_summary
 
 
 def _mask(n: int, *ranges: tuple[int, int]) -> np.ndarray:
@@ -335,7 +341,7 @@ def test_overlap_assignment_accuracy_hand_case():
 # Command line
 
 
-def _write_scene(path, with_gt=True):
+def _write_scene(path, with_gt=True, nyu40=None):
     # Three objects of 120 points in a row along x, a wall of 120 points; two boxes overlap
     # on the points of x in [1.0, 1.2].
     x = np.linspace(0, 3.99, 480)
@@ -346,6 +352,8 @@ def _write_scene(path, with_gt=True):
             "instance": np.repeat([0, 1, 2, 3], 120).astype(np.int32),
             "instance_label": np.array(["chair", "table", "lamp", "wall"]),
         }
+        if nyu40 is not None:
+            arrays["gt"]["instance_nyu40"] = np.asarray(nyu40, np.int32)
         arrays["boxes"] = {
             "min": np.array([[0.0, -1, -1], [0.8, -1, -1]]),
             "max": np.array([[1.2, 1, 1], [2.0, 1, 1]]),
@@ -396,3 +404,107 @@ def test_cli_errors_name_the_file(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "nogt.h5"), str(tmp_path / "bad.h5")]) == 2
     err = capsys.readouterr().err
     assert "nogt.h5" in err and "ground truth" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# Ground-truth class convention (gt_classes)
+
+
+def test_object_instances_under_each_convention():
+    labels = ["chair", "lamp", "table", "wall", "mystery"]
+    nyu40 = [5, 35, 7, 1, -1]  # lamp is NYU40 but not one of the 18; mystery has no class
+    assert object_instances(labels, nyu40, "all_objects").tolist() == [True, True, True, False, True]
+    assert object_instances(labels, nyu40, "scannet18").tolist() == [True, False, True, False, False]
+    assert object_instances(labels, nyu40, "auto").tolist() == [True, False, True, False, False]
+    # ignore_labels still voids on top of the 18 classes
+    assert object_instances(labels, nyu40, "scannet18", ignore_labels=["Chair"]).tolist() == [False, False, True, False, False]
+    with pytest.raises(ValueError, match="needs the NYU40 id"):
+        object_instances(labels, None, "scannet18")
+    with pytest.raises(ValueError, match="gt_nyu40 has 2 entries but there are 5 GT labels"):
+        object_instances(labels, [5, 7], "scannet18")
+
+
+def test_auto_resolves_to_scannet18_only_when_the_gt_has_nyu40_ids():
+    assert resolve_gt_classes("auto", None) == "all_objects"
+    assert resolve_gt_classes("auto", np.array([-1, -1])) == "all_objects"
+    assert resolve_gt_classes("auto", np.zeros(0, np.int32)) == "all_objects"
+    assert resolve_gt_classes("auto", np.array([-1, 5])) == "scannet18"
+    assert resolve_gt_classes("all_objects", np.array([5])) == "all_objects"
+    assert resolve_gt_classes("scannet18", None) == "scannet18"
+    with pytest.raises(ValueError, match="gt_classes must be one of"):
+        resolve_gt_classes("nyu40", None)
+
+
+def test_scannet18_and_all_objects_differ_on_a_hand_computed_case():
+    # chair, lamp (NYU40 35, not one of the 18), table, wall: 120 points each
+    gt_instance = np.repeat([0, 1, 2, 3], 120)
+    labels, nyu40 = ["chair", "lamp", "table", "wall"], [5, 35, 7, 1]
+    pred = np.repeat([0, 1, -1, -1], 120)  # chair (score 0.9) and lamp (0.8) exact, table missed
+    scores = [0.9, 0.8]
+    everything = instance_ap_from_labels(gt_instance, labels, pred, scores, gt_nyu40=nyu40, gt_classes="all_objects")
+    # 3 GT; two TPs: PR points (1, 1/3), (1, 2/3) -> AP 2/3 at every threshold
+    assert everything.n_gt == 3 and everything.ap == pytest.approx(2 / 3) and everything.ap25 == pytest.approx(2 / 3)
+    benchmark = instance_ap_from_labels(gt_instance, labels, pred, scores, gt_nyu40=nyu40, gt_classes="scannet18")
+    # 2 GT (chair, table); the lamp prediction lies on void points only, so it is ignored, not a FP:
+    # one PR point (1, 1/2) -> AP 1/2
+    assert benchmark.n_gt == 2 and benchmark.ap == pytest.approx(0.5) and benchmark.ap50 == pytest.approx(0.5)
+    auto = instance_ap_from_labels(gt_instance, labels, pred, scores, gt_nyu40=nyu40)
+    assert auto.ap == benchmark.ap and auto.n_gt == 2
+    # without NYU40 ids the default stays today's rule
+    assert instance_ap_from_labels(gt_instance, labels, pred, scores).n_gt == 3
+    masks = np.stack([pred == 0, pred == 1])
+    assert instance_ap(gt_instance, labels, masks, scores, gt_nyu40=nyu40).ap == pytest.approx(0.5)
+
+
+def test_cli_gt_classes_and_the_metrics_say_which_convention_scored(tmp_path, capsys):
+    _write_scene(tmp_path / "scene.h5", nyu40=[5, 7, 35, 1])
+    write_artifact(tmp_path / "pred.h5", "pseudo_labels", {
+        "point_instance": np.repeat([5, 1, -1, 2], 120).astype(np.int32),  # chair, table right; lamp missed
+        "instance_score": np.array([0, 0.4, 0.9, 0, 0, 0.8], np.float32),
+    })
+    out = tmp_path / "auto.json"
+    assert main(["evaluate", str(tmp_path / "scene.h5"), str(tmp_path / "pred.h5"), "--out", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert (metrics["gt_classes"], metrics["gt_classes_requested"], metrics["params"]["gt_classes"]) == ("scannet18", "auto", "auto")
+    assert metrics["n_gt"] == 2 and metrics["ap"] == pytest.approx(1.0)  # the missed lamp is void
+    assert "gt classes scannet18" in capsys.readouterr().out
+    everything = tmp_path / "all.json"
+    args = ["evaluate", str(tmp_path / "scene.h5"), str(tmp_path / "pred.h5"), "--gt-classes", "all_objects", "--out", str(everything)]
+    assert main(args) == 0
+    metrics = json.loads(everything.read_text())
+    assert metrics["gt_classes"] == "all_objects" and metrics["n_gt"] == 3 and metrics["ap"] == pytest.approx(2 / 3)
+
+    # the summary table shows the convention of every row
+    rows, _ = write_summary([out, everything], [], tmp_path / "s.tsv", tmp_path / "s.md")
+    assert [row["gt_classes"] for row in rows] == ["all_objects", "scannet18"]  # rows sorted by file
+    markdown = (tmp_path / "s.md").read_text()
+    assert "| 1.000 | 1.000 | 1.000 | 3 | 2 | - | - | scannet18 |" in markdown and "gt_classes: scannet18 =" in markdown
+    assert (tmp_path / "s.tsv").read_text().splitlines()[0].endswith("\tgt_classes")
+    assert conventions_by_scene(rows) == {"tiny": "all_objects/scannet18"}
+
+
+def test_scene_without_nyu40_ids_scores_all_objects_and_refuses_scannet18(tmp_path, capsys):
+    _write_scene(tmp_path / "old.h5")  # ingested before NYU40 ids were stored
+    write_artifact(tmp_path / "pred.h5", "ncut", {"point_instance": np.repeat([0, 1, 2, 3], 120).astype(np.int32)})
+    metrics = run_evaluate(tmp_path / "old.h5", tmp_path / "pred.h5")
+    assert metrics["gt_classes"] == "all_objects" and metrics["n_gt"] == 3
+    assert main(["evaluate", str(tmp_path / "old.h5"), str(tmp_path / "pred.h5"), "--gt-classes", "scannet18"]) == 2
+    err = capsys.readouterr().err
+    assert "old.h5" in err and "gt/instance_nyu40" in err
+
+
+SCENE0000 = Path(__file__).resolve().parents[2] / "shared" / "data" / "scene0000_00"
+
+
+def test_scene0000_00_ground_truth_as_prediction_under_both_conventions(tmp_path):
+    if not SCENE0000.is_dir():
+        pytest.skip(f"real labelled scan not found at {SCENE0000} (only present beside the repo in CI)")
+    scene_h5 = run_ingest(SCENE0000, tmp_path / "scene.h5")
+    gt_instance = read_artifact(scene_h5, "scene")["gt/instance"]
+    write_artifact(tmp_path / "pred.h5", "ncut", {"point_instance": gt_instance.astype(np.int32)})
+    benchmark = run_evaluate(scene_h5, tmp_path / "pred.h5")
+    # 27 instances of the 18 classes; the other GT-as-prediction masks lie on void points: ignored
+    assert benchmark["gt_classes"] == "scannet18" and benchmark["n_gt"] == 27 and benchmark["ap"] == pytest.approx(1.0)
+    everything = run_evaluate(scene_h5, tmp_path / "pred.h5", gt_classes="all_objects")
+    # 67 instances, 11 of them wall / floor / ceiling, 4 other objects below 100 points
+    assert everything["n_gt"] == 52 and everything["n_gt_too_small"] == 4 and everything["ap"] == pytest.approx(1.0)

@@ -10,5 +10,6 @@ with rule_logging(snakemake.log[0], "evaluate", cfg, snakemake.input, snakemake.
         snakemake.output[0],
         min_region_size=cfg.get("min_region_size", 100),
         ignore_labels=tuple(cfg.get("ignore_labels", ("wall", "floor", "ceiling"))),
+        gt_classes=cfg.get("gt_classes", "auto"),
     )
-    log.info("metrics: %s", {k: metrics.get(k) for k in ("ap", "ap50", "ap25", "n_gt", "n_pred")})
+    log.info("metrics: %s", {k: metrics.get(k) for k in ("gt_classes", "ap", "ap50", "ap25", "n_gt", "n_pred")})
