@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # GPU users: make SPCONV=spconv-cu120 (matching your CUDA); the default is the CPU build.
 SPCONV ?= spconv
 
-.PHONY: venv demo test test-all lint clean-results
+.PHONY: venv demo demo-unsupervised test test-all lint clean-results
 
 $(STAMP): pyproject.toml scripts/check_system.sh
 	bash scripts/check_system.sh
@@ -28,6 +28,11 @@ demo: $(STAMP)
 	$(VENV)/bin/snakemake --report results/report.html
 	@echo "Open results/report.html (pictures, metrics, run times); tables in results/summary.md"
 
+# The same rooms without boxes: unsupervised mode (results_unsupervised/).
+demo-unsupervised: $(STAMP)
+	$(VENV)/bin/snakemake --cores $(CORES) --resources gpu=1 --configfile configs/unsupervised.yaml
+	$(VENV)/bin/snakemake --report results_unsupervised/report.html --configfile configs/unsupervised.yaml
+
 test: $(STAMP)
 	$(VENV)/bin/pytest
 
@@ -38,4 +43,4 @@ lint: $(STAMP)
 	$(VENV)/bin/snakemake --lint
 
 clean-results:
-	rm -rf results .snakemake
+	rm -rf results results_unsupervised results_oracle_boxes .snakemake

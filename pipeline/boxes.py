@@ -130,16 +130,24 @@ def containing_box(box_min: np.ndarray, box_max: np.ndarray, tolerance: float = 
     return result
 
 
+def smallest_containing_box(points: np.ndarray, boxes: np.ndarray, volume: np.ndarray) -> np.ndarray:
+    """For (point, box) containment pairs: (max point + 1,) the smallest box of each point
+    (ties: lower index), -1 for points without pairs."""
+    points, boxes = np.asarray(points, np.int64), np.asarray(boxes, np.int64)
+    out = np.full(int(points.max(initial=-1)) + 1, -1, np.int64)
+    order = np.lexsort((boxes, np.asarray(volume)[boxes], points))  # by point, then volume, then index
+    first = np.r_[True, points[order][1:] != points[order][:-1]] if len(order) else np.zeros(0, bool)
+    out[points[order][first]] = boxes[order][first]
+    return out
+
+
 def smallest_box_assignment(partition: BoxPartition, volume: np.ndarray) -> np.ndarray:
     """(N,) int32 box per point by Box2Mask's rule: P^l keep their box, P^u go to the smallest
     containing box (ties: lower index), background stays BACKGROUND."""
     result = np.where(partition.point_box >= 0, partition.point_box, BACKGROUND).astype(np.int32)
-    if len(partition.ambiguous_point):
-        # Sort pairs by (point, volume, box) and keep the first pair of each point.
-        order = np.lexsort((partition.ambiguous_box, volume[partition.ambiguous_box], partition.ambiguous_point))
-        points = partition.ambiguous_point[order]
-        first = np.r_[True, points[1:] != points[:-1]]
-        result[points[first]] = partition.ambiguous_box[order][first]
+    smallest = smallest_containing_box(partition.ambiguous_point, partition.ambiguous_box, volume)
+    ambiguous = np.flatnonzero(smallest >= 0)
+    result[ambiguous] = smallest[ambiguous]
     return result
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from pipeline import scannet
 from pipeline.errors import InputError
 from pipeline.geometry import instance_boxes, mesh_vertex_normals, point_cloud_normals, scale_intrinsics
+from pipeline.nyu40 import SCANNET18_IDS
 from pipeline.ply import read_ply
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,12 @@ DEFAULT_PARAMS = {
     "verify_images": "all",  # "all": open and check every image; "first": only the first frame's
     "box_ignore_labels": ["wall", "floor", "ceiling"],  # GT instances that get no box
     "normal_neighbours": 16,  # k for PCA normals of point clouds without normals
+    "label_map": None,  # ScanNet's scannetv2-labels.combined.tsv: aggregation.json raw names -> NYU40
+    # Ground truth never supervises unless asked: true builds "oracle boxes" from the GT instances.
+    "boxes_from_ground_truth": False,
 }
+
+ORACLE_BOXES = "ground_truth (oracle)"  # boxes_source of boxes built from ground truth
 
 
 @dataclass
@@ -121,27 +127,76 @@ def _read_frames(scene_dir: Path, params: dict) -> tuple[dict, dict]:
     return arrays, {"n_frames": int(len(ids)), "n_invalid_poses": n_invalid}
 
 
+def box_instance_positions(box_instance_id: np.ndarray, gt_instance_id: np.ndarray) -> np.ndarray:
+    """(B,) int32 GT position of each box's ``instance_id`` (-1 when the GT has no such instance).
+
+    boxes.json names instances by the ground truth's own ids; everything downstream indexes GT
+    instances by position. Where an id appears twice in the GT, the first position is taken.
+    """
+    box_instance_id = np.asarray(box_instance_id, np.int64)
+    position_of = {}
+    for position, own_id in enumerate(np.asarray(gt_instance_id, np.int64).tolist()):
+        position_of.setdefault(own_id, position)
+    return np.array([position_of.get(i, -1) if i >= 0 else -1 for i in box_instance_id.tolist()], np.int32)
+
+
+def oracle_box_instances(labels, nyu40: np.ndarray, box_min: np.ndarray, ignore_labels) -> list[int]:
+    """GT instances that get an oracle box: the benchmark's 18 classes when the GT carries NYU40
+    ids, else every instance whose label is not in ``ignore_labels``; never an empty instance."""
+    nyu40 = np.asarray(nyu40)
+    has_nyu40 = nyu40.size > 0 and bool(np.any(nyu40 >= 0))
+    ignored = {str(label).lower() for label in ignore_labels}
+    keep = []
+    for i, label in enumerate(labels):
+        wanted = int(nyu40[i]) in SCANNET18_IDS if has_nyu40 else str(label).lower() not in ignored
+        if wanted and np.all(np.isfinite(box_min[i])):
+            keep.append(i)
+    return keep
+
+
 def _ground_truth_arrays(scene_dir: Path, vertices: np.ndarray, params: dict) -> tuple[dict, dict]:
-    gt = scannet.read_scannet_ground_truth(scene_dir, len(vertices))
+    gt = scannet.read_scannet_ground_truth(scene_dir, len(vertices), params.get("label_map") or None)
     boxes_file = scene_dir / "boxes.json"
     arrays: dict = {}
-    attrs = {"has_gt": gt is not None, "boxes_source": ""}
+    attrs = {
+        "has_gt": gt is not None,
+        "gt_source": gt.source if gt is not None else "",
+        "gt_nyu40_source": gt.nyu40_source if gt is not None else "",
+        "boxes_source": "",
+    }
     if gt is not None:
         box_min, box_max = instance_boxes(vertices, gt.instance, len(gt.labels))
         arrays["gt"] = {
             "instance": gt.instance,
             "instance_label": np.asarray(gt.labels, dtype=str),
+            "instance_nyu40": gt.nyu40.astype(np.int32),
+            "instance_id": gt.instance_id.astype(np.int64),
             "box_min": box_min,
             "box_max": box_max,
         }
-    if boxes_file.is_file():
+    if params["boxes_from_ground_truth"]:
+        if gt is None:
+            raise InputError(scene_dir, "ingest.boxes_from_ground_truth is set but the scene has no ground truth "
+                                        "(<scene>.aggregation.json or <scene>.txt)")
+        if boxes_file.is_file():
+            log.warning("%s is ignored: ingest.boxes_from_ground_truth builds the boxes from ground truth", boxes_file)
+        keep = oracle_box_instances(gt.labels, gt.nyu40, box_min, params["box_ignore_labels"])
+        boxes = scannet.Boxes(box_min[keep], box_max[keep], [gt.labels[i] for i in keep], np.asarray(keep, np.int32))
+        attrs["boxes_source"] = ORACLE_BOXES
+        log.warning("%s: %d ORACLE boxes built from ground-truth instances (ingest.boxes_from_ground_truth); "
+                    "box-mode labels of this scene are not ground-truth free", scene_dir.name, len(keep))
+    elif boxes_file.is_file():
         boxes = scannet.read_boxes_json(boxes_file)
         attrs["boxes_source"] = "boxes.json"
-    elif gt is not None:
-        ignored = set(params["box_ignore_labels"])
-        keep = [i for i, label in enumerate(gt.labels) if label not in ignored and np.all(np.isfinite(box_min[i]))]
-        boxes = scannet.Boxes(box_min[keep], box_max[keep], [gt.labels[i] for i in keep], np.asarray(keep, np.int32))
-        attrs["boxes_source"] = "ground_truth"
+        if gt is not None:
+            named = boxes.instance >= 0
+            boxes.instance = box_instance_positions(boxes.instance, gt.instance_id)
+            lost = np.flatnonzero(named & (boxes.instance < 0))
+            if lost.size:
+                log.warning(
+                    "%s: %d box(es) name an instance_id the ground truth lacks (boxes %s); they get instance -1",
+                    boxes_file, lost.size, lost[:10].tolist(),
+                )
     else:
         return arrays, attrs
     arrays["boxes"] = {

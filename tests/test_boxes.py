@@ -103,3 +103,13 @@ def test_cli(tmp_path):
     scene = _scene(tmp_path)
     assert cli_main(["box_partition", str(scene), "--out", str(tmp_path / "b.h5")]) == 0
     assert read_artifact(tmp_path / "b.h5", "boxes").attrs["n_boxes"] == 3
+
+
+def test_smallest_containing_box_by_hand():
+    from pipeline.boxes import smallest_containing_box
+
+    # point 0 in boxes 0, 1 (box 1 smaller); point 2 in boxes 0, 2 of equal volume (lower index wins)
+    points, boxes = np.array([0, 0, 2, 2]), np.array([0, 1, 0, 2])
+    volume = np.array([1.0, 0.5, 1.0])
+    assert smallest_containing_box(points, boxes, volume).tolist() == [1, -1, 0]
+    assert smallest_containing_box(points[:0], boxes[:0], volume).tolist() == []

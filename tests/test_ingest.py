@@ -1,6 +1,7 @@
 """Scene ingest and its reader errors, on small hand-built scenes in ScanNet layout."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,8 @@ from pipeline.artifacts import read_artifact
 from pipeline.cli import main as cli_main
 from pipeline.commands.ingest import run_ingest
 from pipeline.errors import InputError
-from pipeline.ingest import ingest_scene
+from pipeline.ingest import box_instance_positions, ingest_scene
+from pipeline.nyu40 import SCANNET18_IDS
 from pipeline.ply import write_ply
 
 K = np.array([[100.0, 0, 31.5, 0], [0, 100.0, 23.5, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
@@ -168,11 +170,31 @@ def test_scannet_ground_truth_and_derived_boxes(tmp_path):
     instance = art["gt/instance"]
     assert (instance[:50] == 0).all() and (instance[50:80] == 1).all() and (instance[80:] == -1).all()
     assert art["gt/instance_label"].tolist() == ["floor", "chair"]
+    # raw names that are all NYU40 names give the classes; ids are the positions
+    assert art["gt/instance_nyu40"].tolist() == [2, 5] and art["gt/instance_id"].tolist() == [0, 1]
+    assert art.attrs["gt_source"] == "aggregation.json" and art.attrs["gt_nyu40_source"] == "raw names"
     chair = art["vertices"][50:80]
     np.testing.assert_allclose(art["gt/box_min"][1], chair.min(0), atol=1e-6)
-    # floor gets no box by default; the chair's box refers back to its instance
-    assert art["boxes/label"].tolist() == ["chair"] and art["boxes/instance"].tolist() == [1]
-    assert art.attrs["boxes_source"] == "ground_truth"
+    # ground truth never becomes boxes unless asked for
+    assert "boxes/min" not in art and art.attrs["boxes_source"] == ""
+    oracle = read_artifact(run_ingest(scene, tmp_path / "oracle.h5", {"boxes_from_ground_truth": True}), "scene")
+    # the GT carries NYU40 ids: oracle boxes for the benchmark's 18 classes (chair), not the floor;
+    # the chair's box refers back to its instance
+    assert oracle["boxes/label"].tolist() == ["chair"] and oracle["boxes/instance"].tolist() == [1]
+    assert oracle.attrs["boxes_source"] == "ground_truth (oracle)"
+
+
+def test_oracle_boxes_need_ground_truth_and_replace_boxes_json(tmp_path, caplog):
+    scene = make_scene(tmp_path)
+    with pytest.raises(InputError, match="boxes_from_ground_truth is set but the scene has no ground truth"):
+        ingest_scene(scene, {"boxes_from_ground_truth": True})
+    name = scene.name
+    (scene / f"{name}.txt").write_text("\n".join(["5012"] * 40 + ["1001"] * 60) + "\n")
+    boxes = {"boxes": [{"center": [0.5, 0.5, 0.0], "size": [1.0, 1.0, 0.2], "label": "table"}]}
+    (scene / "boxes.json").write_text(json.dumps(boxes))
+    art = read_artifact(run_ingest(scene, tmp_path / "s.h5", {"boxes_from_ground_truth": True}), "scene")
+    assert art["boxes/label"].tolist() == ["chair"] and art.attrs["boxes_source"] == "ground_truth (oracle)"
+    assert "boxes.json is ignored" in caplog.text and "ORACLE boxes" in caplog.text
 
 
 def test_boxes_json_overrides_and_is_validated(tmp_path):
@@ -210,3 +232,98 @@ def test_redkitchen_ingests(redkitchen_dir, tmp_path):
     assert art["vertices"].shape == (89209, 3) and art["faces"].shape == (164200, 3)
     assert art["frames/color_size"].tolist() == [640, 480]
     np.testing.assert_allclose(art["intrinsics/color"][0, 0], 585.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ground truth in the benchmark's txt format, NYU40 classes, boxes.json instance ids
+
+SCENE0000 = Path(__file__).resolve().parents[2] / "shared" / "data" / "scene0000_00"
+
+
+def test_box_instance_ids_map_to_gt_positions():
+    gt_instance_id = np.array([1, 4, 12, 4])  # id 4 twice (two classes): the first position
+    assert box_instance_positions(np.array([12, 4, 9, -1, 1]), gt_instance_id).tolist() == [2, 1, -1, -1, 0]
+    assert box_instance_positions(np.zeros(0, np.int32), gt_instance_id).tolist() == []
+
+
+def test_benchmark_txt_ground_truth_and_boxes_by_instance_id(tmp_path, caplog):
+    name = "scene0000_00"
+    scene = make_scene(tmp_path, name)
+    # 100 grid vertices: chair #12 (40), table #4 (30), unannotated (10), wall #1 (20)
+    values = [5012] * 40 + [7004] * 30 + [0] * 10 + [1001] * 20
+    (scene / f"{name}.txt").write_text("\n".join(map(str, values)) + "\n")
+    boxes = {"boxes": [
+        {"center": [0.5, 0.5, 0.0], "size": [1.0, 1.0, 0.2], "label": "chair", "instance_id": 12},
+        {"center": [0.5, 0.5, 0.0], "size": [1.0, 1.0, 0.2], "label": "table", "instance_id": 4},
+        {"center": [0.5, 0.5, 0.0], "size": [1.0, 1.0, 0.2], "label": "lamp", "instance_id": 9},
+        {"center": [0.5, 0.5, 0.0], "size": [1.0, 1.0, 0.2], "label": "box"},
+    ]}
+    (scene / "boxes.json").write_text(json.dumps(boxes))
+    art = read_artifact(run_ingest(scene, tmp_path / "scene.h5"), "scene")
+    assert art.attrs["has_gt"] and art.attrs["gt_source"] == f"{name}.txt"
+    # instances in the order of their own ids 1, 4, 12
+    assert art["gt/instance_id"].tolist() == [1, 4, 12]
+    assert art["gt/instance_label"].tolist() == ["wall", "table", "chair"]
+    assert art["gt/instance_nyu40"].tolist() == [1, 7, 5]
+    assert art["gt/instance"].tolist() == [2] * 40 + [1] * 30 + [-1] * 10 + [0] * 20
+    # boxes.json names txt instance ids; scene.h5 holds positions, -1 for an id the GT lacks
+    assert art["boxes/instance"].tolist() == [2, 1, -1, -1]
+    assert "1 box(es) name an instance_id the ground truth lacks (boxes [2])" in caplog.text
+
+
+def test_bad_benchmark_txt_stops_ingest_naming_the_line(tmp_path):
+    name = "scene0000_00"
+    scene = make_scene(tmp_path, name)
+    (scene / f"{name}.txt").write_text("0\n" * 99)
+    with pytest.raises(InputError, match=rf"{name}\.txt: ends at line 99 but the scene has 100 vertices"):
+        ingest_scene(scene)
+
+
+def test_aggregation_raw_names_through_the_label_map(tmp_path, caplog):
+    name = "scene0000_00"
+    scene = make_scene(tmp_path, name)
+    groups = [
+        {"objectId": 0, "segments": [0], "label": "floor"},
+        {"objectId": 3, "segments": [1], "label": "office chair"},
+        {"objectId": 5, "segments": [2], "label": "mystery thing"},
+    ]
+    _write_gt(scene, name, [0] * 50 + [1] * 30 + [2] * 20, groups)
+    art = read_artifact(run_ingest(scene, tmp_path / "raw.h5"), "scene")
+    # "office chair" is no NYU40 name: without a label map no class is trusted
+    assert art["gt/instance_nyu40"].tolist() == [-1, -1, -1]
+    assert art.attrs["gt_source"] == "aggregation.json" and art.attrs["gt_nyu40_source"] == ""
+    assert "no ingest.label_map and raw categories ['mystery thing', 'office chair'] are not NYU40 names" in caplog.text
+    # positions are the instance ids for aggregation.json, whatever the objectIds
+    assert art["gt/instance_id"].tolist() == [0, 1, 2]
+
+    tsv = tmp_path / "scannetv2-labels.combined.tsv"
+    tsv.write_text("id\traw_category\tcategory\tcount\tnyu40id\n1\tfloor\tfloor\t1\t2\n2\toffice chair\tchair\t1\t5\n")
+    art = read_artifact(run_ingest(scene, tmp_path / "mapped.h5", {"label_map": str(tsv)}), "scene")
+    assert art["gt/instance_nyu40"].tolist() == [2, 5, -1]
+    assert art["gt/instance_label"].tolist() == ["floor", "office chair", "mystery thing"]
+    assert art.attrs["gt_nyu40_source"] == f"label_map {tsv.name}"
+
+    tsv.write_text("id\traw_category\tcategory\tcount\tnyu40id\n1\tfloor\tfloor\t1\tfloor\n")
+    with pytest.raises(InputError, match=r"scannetv2-labels\.combined\.tsv: line 2: nyu40id 'floor'"):
+        ingest_scene(scene, {"label_map": str(tsv)})
+
+
+@pytest.fixture(scope="module")
+def scene0000_h5(tmp_path_factory):
+    if not SCENE0000.is_dir():
+        pytest.skip(f"real labelled scan not found at {SCENE0000} (only present beside the repo in CI)")
+    return run_ingest(SCENE0000, tmp_path_factory.mktemp("scene0000") / "scene.h5")
+
+
+def test_scene0000_00_ingests_its_txt_ground_truth(scene0000_h5):
+    art = read_artifact(scene0000_h5, "scene")
+    assert art.attrs["kind"] == "points" and art["vertices"].shape == (81369, 3)
+    assert art.attrs["gt_source"] == "scene0000_00.txt" and art.attrs["boxes_source"] == "boxes.json"
+    nyu40 = art["gt/instance_nyu40"]
+    assert len(nyu40) == 67 and np.count_nonzero(np.isin(nyu40, SCANNET18_IDS)) == 27
+    assert np.count_nonzero(art["gt/instance"] == -1) == 4357
+    # every box's instance_id lands on the GT instance of the same class
+    boxes_instance = art["boxes/instance"]
+    assert len(boxes_instance) == 27 and np.all(boxes_instance >= 0)
+    assert art["gt/instance_label"][boxes_instance].tolist() == art["boxes/label"].tolist()
+    assert np.all(np.isin(nyu40[boxes_instance], SCANNET18_IDS))

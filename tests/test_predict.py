@@ -106,3 +106,39 @@ def test_point_cloud_with_boxes_json_runs_box_mode_through_the_cli(tmp_path):
                      str(results / "pseudo_labels.h5")]) == 0
     art = read_artifact(results / "pseudo_labels.h5", "pseudo_labels", required=["point_box"])
     assert art["point_box"].shape == (4000,) and art["point_box"].max() == len(entries) - 1
+
+
+def test_input_mask_scores_by_hand():
+    from pipeline.predict import input_mask_scores
+
+    sp_size = np.array([1.0, 1.0, 2.0])
+    probs = np.array([[1.0, 1.0, 0.0], [0.0, 0.5, 1.0]])  # two queries over three superpoints
+    objectness = np.array([0.8, 0.5])
+    inputs = np.array([[1, 1, 0], [0, 0, 1]], np.float32)
+    # mask 0: query 0 covers it exactly (soft IoU 1) -> 0.8; query 1: inter 0.5, union 2.5+2-0.5 -> 0.125*0.5
+    # mask 1 (2 points): query 0 IoU 0; query 1: inter 2, union 2.5 + 2 - 2 = 2.5 -> 0.8 * 0.5 = 0.4
+    assert input_mask_scores(probs, objectness, inputs, sp_size).tolist() == pytest.approx([0.8, 0.4])
+    assert len(input_mask_scores(probs, objectness, inputs[:0], sp_size)) == 0
+
+
+def test_unsupervised_labels_keep_the_input_masks_an_untrained_model_would_lose(tmp_path, caplog):
+    folder = write_room_artifacts(tmp_path / "room0", with_boxes=False)
+    scene, _, gt_box = room_scene(0, "tiny", with_boxes=False)
+    masks = gt_superpoint_masks(scene, gt_box) > 0.5
+    write_artifact(folder / "ncut.h5", "ncut", {"masks": masks})
+    inputs = scene_inputs_from_dir(folder)
+    phases = [{"targets": ["ncut"], "iterations": 1}]
+    model = run_train([inputs], tmp_path / "model.pt", {**TRAIN, "unsupervised": {"phases": phases}})
+    # No predicted mask passes a score threshold above 1: without the inputs the labels are empty, and say so.
+    strict = {"score_threshold": 1.01, "min_points": 1}
+    out = run_predict(model, inputs, tmp_path / "model_only.h5", {**strict, "keep_inputs": False})
+    assert (read_artifact(out, "pseudo_labels")["point_instance"] == -1).all()
+    assert "EMPTY pseudo-labels" in caplog.text
+    out = run_predict(model, inputs, tmp_path / "kept.h5", strict)
+    art = read_artifact(out, "pseudo_labels")
+    assert art.attrs["n_input_masks"] == len(masks) and art.attrs["n_novel"] == 0
+    # every input mask is an instance with exactly its points (the GT-derived masks do not overlap)
+    for mask in masks:
+        points = np.flatnonzero(mask[scene.point_superpoint])
+        assert len(np.unique(art["point_instance"][points])) == 1 and art["point_instance"][points[0]] >= 0
+    assert len(art["instance_score"]) == len(masks)

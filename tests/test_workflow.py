@@ -69,7 +69,7 @@ def test_tiny_config_runs_end_to_end(tmp_path):
     final = "pseudo_labels" if (results / "pseudo_labels.h5").exists() else "lifted"  # what the DAG exports
     stored = json.loads((results / "metrics" / f"{final}.json").read_text())
     assert exported.ap == pytest.approx(stored["ap"]) and exported.ap50 == pytest.approx(stored["ap50"])
-    assert (results / "export" / "spformer" / "tiny_room.pth").is_file()
+    assert (results / "export" / "spformer" / "train" / "tiny_room_inst_nostuff.pth").is_file()
     assert (results / "export" / "tiny_room_instances.ply").is_file()
     # a second run has nothing to do
     code, output = run_snakemake(["--cores", "2", "-n", "--configfile", str(REPO / "tests" / "tiny_config.yaml")], tmp_path)

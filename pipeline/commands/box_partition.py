@@ -52,8 +52,8 @@ def run_box_partition(scene_path, out_path, params: dict | None = None) -> Path:
     if "boxes/min" not in scene:
         raise InputError(
             scene_path,
-            "has no boxes (the scene folder has neither boxes.json nor ScanNet ground truth); box "
-            "supervision needs boxes: add boxes.json or set train.mode to 'unsupervised'",
+            "has no boxes (the scene folder has no boxes.json, and ingest.boxes_from_ground_truth is off); box "
+            "supervision needs boxes: add boxes.json, ask for oracle boxes, or set train.mode to 'unsupervised'",
         )
     box_min, box_max = check_boxes(scene["boxes/min"], scene["boxes/max"], scene_path)
     labels = scene.get("boxes/label", np.full(len(box_min), "object"))
@@ -77,6 +77,7 @@ def run_box_partition(scene_path, out_path, params: dict | None = None) -> Path:
         scene_path, attrs["n_boxes"], attrs["n_labelled"], attrs["n_ambiguous"], attrs["n_background"], attrs["n_nested"],
     )
     attrs["scene_name"] = scene.attrs.get("scene_name", "")
+    attrs["boxes_source"] = scene.attrs.get("boxes_source", "")  # "ground_truth (oracle)" marks oracle boxes
     return write_artifact(out_path, "boxes", arrays, params=params, inputs=[scene_path], attrs=attrs)
 
 

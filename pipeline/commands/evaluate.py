@@ -4,6 +4,9 @@ PRED_H5 is any mask-producing artifact (ncut, lifted, boxes, pseudo_labels, ...)
 ``point_instance`` (N,) int (-1 = none), optionally ``instance_score`` (K,) indexed by instance id
 (default score 1) and ``point_box`` (N,) int (box index per point, -1 background) for the
 overlap-region accuracy of box supervision.
+
+Which GT instances count follows ``--gt-classes`` (auto | scannet18 | all_objects, see
+``pipeline.evaluate``); ``auto`` reads the NYU40 ids ingest stored in ``gt/instance_nyu40``.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ from pipeline.artifacts import FORMAT_VERSIONS, read_artifact
 from pipeline.errors import ArtifactError
 from pipeline.evaluate import (
     DEFAULT_IGNORE_LABELS,
+    GT_CLASSES,
     MIN_REGION_SIZE,
     SCANNET_IOU_THRESHOLDS,
     gt_box_per_point,
     instance_ap_from_labels,
     overlap_assignment_accuracy,
     overlap_region_mask,
+    resolve_gt_classes,
 )
 
 log = logging.getLogger(__name__)
@@ -39,6 +44,7 @@ class Predictions:
     point_instance: np.ndarray  # (N,) int
     instance_score: np.ndarray | None  # (K,) float, indexed by instance id
     point_box: np.ndarray | None  # (N,) int
+    boxes_source: str = ""  # "ground_truth (oracle)" when the labels were made from oracle boxes
 
 
 def _read_integer_points(handle: h5py.File, path: Path, name: str, n_points: int) -> np.ndarray:
@@ -84,7 +90,9 @@ def read_predictions(path: str | os.PathLike, n_points: int) -> Predictions:
             if not np.all(np.isfinite(instance_score[point_instance[point_instance >= 0]])):
                 raise ArtifactError(path, "'instance_score' has non-finite scores for used ids")
         point_box = _read_integer_points(handle, path, "point_box", n_points) if "point_box" in handle else None
-    return Predictions(stage, point_instance, instance_score, point_box)
+        boxes_source = handle.attrs.get("boxes_source", "")
+        boxes_source = boxes_source.decode() if isinstance(boxes_source, bytes) else str(boxes_source)
+    return Predictions(stage, point_instance, instance_score, point_box, boxes_source)
 
 
 def _overlap_metrics(scene, predictions: Predictions, scene_path: Path) -> dict | None:
@@ -96,6 +104,24 @@ def _overlap_metrics(scene, predictions: Predictions, scene_path: Path) -> dict 
     overlap = overlap_region_mask(scene["vertices"], scene["boxes/min"], scene["boxes/max"])
     gt_box = gt_box_per_point(scene["gt/instance"], scene["boxes/instance"])
     return overlap_assignment_accuracy(predictions.point_box, gt_box, overlap).to_dict()
+
+
+def _resolve_gt_classes(gt_classes: str, gt_nyu40: np.ndarray | None, scene_path: Path) -> str:
+    """Resolve ``auto`` and say which convention scores the scene (it changes n_gt and AP)."""
+    resolved = resolve_gt_classes(gt_classes, gt_nyu40)
+    known = 0 if gt_nyu40 is None else int(np.count_nonzero(gt_nyu40 >= 0))
+    if resolved == "scannet18" and gt_nyu40 is None:
+        raise ArtifactError(
+            scene_path, "gt_classes 'scannet18' needs NYU40 ids ('gt/instance_nyu40'), which this scene.h5 "
+            "lacks; re-ingest the scene, or use gt_classes all_objects"
+        )
+    if resolved == "scannet18" and known == 0:
+        log.warning("%s: gt_classes scannet18 but no GT instance has an NYU40 id: nothing is evaluated", scene_path)
+    log.info(
+        "%s: gt_classes %s%s (%d of %d GT instances have NYU40 ids)", scene_path, resolved,
+        f" (from {gt_classes})" if gt_classes != resolved else "", known, 0 if gt_nyu40 is None else len(gt_nyu40),
+    )
+    return resolved
 
 
 def _write_json_atomically(data: dict, out_path: Path) -> None:
@@ -111,43 +137,70 @@ def _write_json_atomically(data: dict, out_path: Path) -> None:
         raise
 
 
-def run_evaluate(
-    scene_path: str | os.PathLike,
-    pred_path: str | os.PathLike,
-    out_path: str | os.PathLike | None = None,
-    *,
-    min_region_size: int = MIN_REGION_SIZE,
-    ignore_labels: tuple[str, ...] | list[str] = DEFAULT_IGNORE_LABELS,
-) -> dict:
-    """Metrics (JSON-ready dict) of PRED_H5's masks against SCENE_H5's ground truth; optionally written."""
-    scene_path, pred_path = Path(scene_path), Path(pred_path)
+def _scene_with_ground_truth(scene_path: Path):
     scene = read_artifact(scene_path, "scene", required=["vertices"])
     if "gt/instance" not in scene or "gt/instance_label" not in scene:
         raise ArtifactError(
             scene_path, "has no ground truth ('gt/instance', 'gt/instance_label'); nothing to evaluate against"
         )
+    return scene
+
+
+def score_predictions(
+    scene_path: str | os.PathLike,
+    predictions: Predictions,
+    *,
+    min_region_size: int = MIN_REGION_SIZE,
+    ignore_labels: tuple[str, ...] | list[str] = DEFAULT_IGNORE_LABELS,
+    gt_classes: str = "auto",
+) -> dict:
+    """Metrics (JSON-ready dict) of in-memory predictions against SCENE_H5's ground truth."""
+    scene_path = Path(scene_path)
+    scene = _scene_with_ground_truth(scene_path)
     gt_instance = np.asarray(scene["gt/instance"]).astype(np.int64)
-    predictions = read_predictions(pred_path, len(gt_instance))
+    if len(predictions.point_instance) != len(gt_instance):
+        raise ArtifactError(scene_path, f"has {len(gt_instance)} points, the {predictions.stage} labels "
+                                        f"{len(predictions.point_instance)}")
+    # Scenes ingested before NYU40 ids were stored have none: auto then scores all objects.
+    gt_nyu40 = np.asarray(scene["gt/instance_nyu40"]) if "gt/instance_nyu40" in scene else None
+    resolved = _resolve_gt_classes(gt_classes, gt_nyu40, scene_path)
     try:
         result = instance_ap_from_labels(
             gt_instance, scene["gt/instance_label"], predictions.point_instance, predictions.instance_score,
-            ignore_labels=ignore_labels, min_region_size=min_region_size,
+            ignore_labels=ignore_labels, min_region_size=min_region_size, gt_nyu40=gt_nyu40, gt_classes=resolved,
         )
     except ValueError as exc:  # inconsistent GT inside scene.h5
         raise ArtifactError(scene_path, str(exc)) from None
-    metrics = {
+    return {
         "scene": scene.attrs.get("scene_name"),
         "scene_h5": str(scene_path),
-        "pred_h5": str(pred_path),
         "pred_stage": predictions.stage,
+        "gt_classes": resolved,  # the convention that scored it
+        "gt_classes_requested": gt_classes,
+        "boxes_source": predictions.boxes_source,
         "params": {
             "min_region_size": min_region_size,
             "ignore_labels": list(ignore_labels),
             "iou_thresholds": list(SCANNET_IOU_THRESHOLDS),
+            "gt_classes": gt_classes,
         },
         **result.to_dict(),
         "overlap": _overlap_metrics(scene, predictions, scene_path),
     }
+
+
+def run_evaluate(
+    scene_path: str | os.PathLike,
+    pred_path: str | os.PathLike,
+    out_path: str | os.PathLike | None = None,
+    **options,
+) -> dict:
+    """Metrics of PRED_H5's masks against SCENE_H5's ground truth (options: ``score_predictions``'s);
+    optionally written as JSON."""
+    scene = _scene_with_ground_truth(Path(scene_path))
+    predictions = read_predictions(pred_path, len(scene["vertices"]))
+    metrics = score_predictions(scene_path, predictions, **options)
+    metrics["pred_h5"] = str(pred_path)
     if out_path is not None:
         _write_json_atomically(metrics, Path(out_path))
     return metrics
@@ -160,11 +213,12 @@ def _format(value: float | None) -> str:
 def _handle(args) -> int:
     metrics = run_evaluate(
         args.scene_h5, args.pred_h5, args.out,
-        min_region_size=args.min_region_size, ignore_labels=tuple(args.ignore_labels),
+        min_region_size=args.min_region_size, ignore_labels=tuple(args.ignore_labels), gt_classes=args.gt_classes,
     )
     print(
         f"{metrics['scene']} ({metrics['pred_stage']}): AP {_format(metrics['ap'])}  AP50 {_format(metrics['ap50'])}  "
-        f"AP25 {_format(metrics['ap25'])}  ({metrics['n_gt']} GT, {metrics['n_pred']} predictions)"
+        f"AP25 {_format(metrics['ap25'])}  ({metrics['n_gt']} GT, {metrics['n_pred']} predictions; "
+        f"gt classes {metrics['gt_classes']})"
     )
     if metrics["overlap"] is not None:
         overlap = metrics["overlap"]
@@ -197,5 +251,10 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--ignore-labels", nargs="*", default=list(DEFAULT_IGNORE_LABELS), metavar="LABEL",
         help="GT labels that are not instances; their points count as void (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--gt-classes", choices=list(GT_CLASSES), default="auto",
+        help="which GT instances are scored: scannet18 = the benchmark's 18 classes (NYU40 ids), others void; "
+        "all_objects = all but --ignore-labels; auto = scannet18 when the GT has NYU40 ids (default: %(default)s)",
     )
     parser.set_defaults(func=_handle)

@@ -8,9 +8,15 @@ Artifact ``features_2d`` (stage "features_2d"):
   superpoint_weight   (S,)   f32   number of (frame, point) observations behind each row
   point_visibility    (N,)   i32   number of frames in which each point passed the depth test
   frames_used         (F,)   i64   ids of the frames processed
-attrs: empty (bool; True for scenes without frames: C = 0 and NCut uses 3D only), empty_reason,
-backend, feature_dim, n_frames_used, n_frames_seeing_points, n_points_visible, resumed_from_frame
-(-1 unless a killed run was continued).
+attrs: empty (bool; True when there is no colour to describe: C = 0 and NCut uses 3D only),
+empty_reason, source ("frames" or "point_colors"), backend, feature_dim, n_frames_used,
+n_frames_seeing_points, n_points_visible, resumed_from_frame (-1 unless a killed run was continued).
+
+A scene without frames (a coloured point cloud) takes its colour modality from the points' own
+colours (``point_colors: true``, the default): the weight-free colour descriptor of
+``pipeline.features.color.point_color_features`` with the ``handcrafted`` settings, whatever the
+backend (DINO needs images); every point counts as seen once. Without colours, or with
+``point_colors: false``, the artifact is empty as before.
 
 A killed run continues from ``features_2d.h5.resume/`` (see pipeline/resume.py): the running
 per-point means are saved every ``checkpoint_every`` frames.
@@ -42,6 +48,7 @@ STAGE_DEFAULTS = {
     "batch_size": 4,  # frames per batch
     "device": "auto",  # auto | cpu | cuda | cuda:N
     "checkpoint_every": 50,  # frames between resume saves of the running means (0 = never)
+    "point_colors": True,  # scenes without frames: colour features from the points' colours
 }
 
 
@@ -120,8 +127,29 @@ def _empty_artifact(out_path, n_points: int, n_superpoints: int, params: dict, i
         "point_visibility": np.zeros(n_points, np.int32),
         "frames_used": np.zeros(0, np.int64),
     }
-    attrs = {"empty": True, "empty_reason": reason, "backend": params["backend"], "feature_dim": 0, "n_frames_used": 0,
-             "n_frames_seeing_points": 0, "n_points_visible": 0, "resumed_from_frame": -1}
+    attrs = {"empty": True, "empty_reason": reason, "source": "", "backend": params["backend"], "feature_dim": 0,
+             "n_frames_used": 0, "n_frames_seeing_points": 0, "n_points_visible": 0, "resumed_from_frame": -1}
+    return write_artifact(out_path, "features_2d", arrays, params=params, inputs=inputs, attrs=attrs)
+
+
+def _point_color_artifact(out_path, vertices, colors, labels, n_superpoints: int, params: dict, inputs: list) -> Path:
+    """The colour modality of a scene without frames, from its points' colours."""
+    from pipeline.features.aggregate import superpoint_features
+    from pipeline.features.color import point_color_features
+
+    point_features = point_color_features(vertices, colors, params["handcrafted"])
+    features, weight = superpoint_features(point_features, labels, n_superpoints)
+    log.info("features_2d: no frames; %d-d colour features from the points' colours for %d superpoints",
+             point_features.shape[1], n_superpoints)
+    arrays = {
+        "superpoint_features": features,
+        "superpoint_weight": weight,
+        "point_visibility": np.ones(len(vertices), np.int32),
+        "frames_used": np.zeros(0, np.int64),
+    }
+    attrs = {"empty": False, "empty_reason": "", "source": "point_colors", "backend": "handcrafted",
+             "feature_dim": int(point_features.shape[1]), "n_frames_used": 0, "n_frames_seeing_points": 0,
+             "n_points_visible": int(len(vertices)), "resumed_from_frame": -1}
     return write_artifact(out_path, "features_2d", arrays, params=params, inputs=inputs, attrs=attrs)
 
 
@@ -143,7 +171,14 @@ def run_features_2d(scene_h5, superpoints_h5, out_path, params: dict | None = No
     n_superpoints = int(labels.max()) + 1 if len(labels) else 0
     inputs = [str(scene_h5), str(superpoints_h5)]
     if "frames/id" not in scene or len(scene["frames/id"]) == 0:
-        return _empty_artifact(out_path, len(vertices), n_superpoints, params, inputs, "the scene has no frames")
+        colors = scene.get("colors")
+        # ingest gives colourless clouds one grey: a constant colour carries nothing to cut on.
+        has_colors = colors is not None and len(colors) == len(vertices) and len(vertices) and np.ptp(colors, axis=0).any()
+        if params["point_colors"] and has_colors:
+            return _point_color_artifact(out_path, vertices, colors, labels, n_superpoints, params, inputs)
+        reason = "the scene has no frames" + (" and its points have no colours" if params["point_colors"] else
+                                              " (point_colors is off)")
+        return _empty_artifact(out_path, len(vertices), n_superpoints, params, inputs, reason)
 
     scene_dir = Path(scene.attrs["scene_dir"])
     ids, valid = scene["frames/id"], scene["frames/valid"].astype(bool)
@@ -176,7 +211,8 @@ def run_features_2d(scene_h5, superpoints_h5, out_path, params: dict | None = No
         "frames_used": result.frames_used.astype(np.int64),
     }
     attrs = {
-        "empty": False, "empty_reason": "", "backend": params["backend"], "feature_dim": int(backend.feature_dim),
+        "empty": False, "empty_reason": "", "source": "frames", "backend": params["backend"],
+        "feature_dim": int(backend.feature_dim),
         "n_frames_used": int(len(result.frames_used)), "n_frames_seeing_points": int(result.frames_with_visible_points),
         "n_points_visible": int((result.visibility > 0).sum()), "resumed_from_frame": resumed_from,
     }

@@ -4,7 +4,12 @@ Per-point 3D features (CSC sparse UNet or handcrafted geometry) averaged per sup
 L2-normalised.
 
 Artifact ``features_3d``: superpoint_features (S, C) f32, superpoint_weight (S,) f32 (points per
-superpoint); attrs backend, feature_dim.
+superpoint), and the geometry NCut uses to keep room structure out of its masks (whatever the
+backend; see pipeline/features/structure.py):
+  superpoint_structure (S,)   bool  planar superpoints whose plane bounds the scan (floor, walls, ceiling)
+  superpoint_box_min   (S, 3) f32   superpoint bounds in the frame (h1, h2, up) of ``structure.up_axis``
+  superpoint_box_max   (S, 3) f32   (for up = z: plain x, y, z)
+attrs backend, feature_dim, n_structure (superpoints flagged as structure).
 """
 
 from __future__ import annotations
@@ -32,7 +37,10 @@ CSC_DEFAULTS = {"checkpoint": "", "feature_level": 1}
 def default_params() -> dict:
     from pipeline.features import geometric
 
-    return {**STAGE_DEFAULTS, "handcrafted": dict(geometric.DEFAULT_PARAMS), "csc": dict(CSC_DEFAULTS)}
+    from pipeline.features import structure
+
+    return {**STAGE_DEFAULTS, "handcrafted": dict(geometric.DEFAULT_PARAMS), "csc": dict(CSC_DEFAULTS),
+            "structure": dict(structure.DEFAULT_PARAMS)}
 
 
 def point_features_3d(vertices: np.ndarray, normals: np.ndarray, colors: np.ndarray, params: dict) -> np.ndarray:
@@ -51,6 +59,7 @@ def point_features_3d(vertices: np.ndarray, normals: np.ndarray, colors: np.ndar
 
 def run_features_3d(scene_h5, superpoints_h5, out_path, params: dict | None = None) -> Path:
     from pipeline.features.aggregate import superpoint_features
+    from pipeline.features.structure import structure_superpoints, superpoint_boxes
 
     params = merge_params(default_params(), params, "features_3d")
     if params["backend"] not in ("handcrafted", "csc"):
@@ -63,10 +72,15 @@ def run_features_3d(scene_h5, superpoints_h5, out_path, params: dict | None = No
     n_superpoints = int(labels.max()) + 1 if len(labels) else 0
     point_features = point_features_3d(scene["vertices"], scene["normals"], scene["colors"], params)
     features, weight = superpoint_features(point_features, labels, n_superpoints)
-    log.info("features_3d: %s backend, %d-d features for %d superpoints", params["backend"], features.shape[1], n_superpoints)
-    attrs = {"backend": params["backend"], "feature_dim": int(features.shape[1])}
-    return write_artifact(out_path, "features_3d", {"superpoint_features": features, "superpoint_weight": weight},
-                          params=params, inputs=[str(scene_h5), str(superpoints_h5)], attrs=attrs)
+    structure = structure_superpoints(scene["vertices"], labels, n_superpoints, params["structure"])
+    box_min, box_max = superpoint_boxes(scene["vertices"], labels, n_superpoints, params["structure"]["up_axis"])
+    log.info("features_3d: %s backend, %d-d features for %d superpoints; %d of them (%d points) room structure",
+             params["backend"], features.shape[1], n_superpoints, int(structure.sum()), int(weight[structure].sum()))
+    attrs = {"backend": params["backend"], "feature_dim": int(features.shape[1]), "n_structure": int(structure.sum())}
+    arrays = {"superpoint_features": features, "superpoint_weight": weight, "superpoint_structure": structure,
+              "superpoint_box_min": box_min, "superpoint_box_max": box_max}
+    return write_artifact(out_path, "features_3d", arrays, params=params, inputs=[str(scene_h5), str(superpoints_h5)],
+                          attrs=attrs)
 
 
 def _handle(args: argparse.Namespace) -> int:

@@ -6,8 +6,12 @@ Artifact ``ncut``:
   masks               (M, S) bool  accepted masks over superpoints (disjoint), in acceptance order
   point_instance      (N,)   i32   mask index of each point, -1 where none
   superpoint_instance (S,)   i32   mask index of each superpoint, -1 where none
-  instance_score      (M,)   f32   1 - NCut(mask, rest) / 2 of the cut that produced the mask
-attrs: modality (2d/3d/both), tau_cut, n_iterations, n_rejected, stop_reason, affinity_density.
+  instance_score      (M,)   f32   the rank of each mask by ``score`` (default: boundary contrast)
+  ncut_score          (M,)   f32   1 - NCut(mask, rest) / 2 of the cut that produced the mask
+attrs: modality (2d/3d/both), color_source (frames, point_colors or "" without 2D), tau_cut,
+n_iterations, n_rejected, n_background (candidates rejected by the extent test), stop_reason,
+affinity_density, n_masks, score, n_structure_masked (-1: features_3d.h5 has no structure flags),
+extent_test (whether superpoint boxes were there for it).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,14 +47,34 @@ def choose_modality(requested: str, has_2d: bool, features_2d_path) -> str:
     return requested
 
 
-def run_ncut(superpoints_h5, features_2d_h5, features_3d_h5, out_path, params: dict | None = None) -> Path:
-    from pipeline.ncut import Modality, binarised_affinity, masked_ncut, point_instances
+@dataclass
+class NCutInputs:
+    """Everything masked_ncut needs, read and checked from the three artifacts."""
 
-    defaults = default_params()
-    unknown = sorted(set(params or {}) - set(defaults))
-    if unknown:
-        raise InputError(None, f"unknown ncut parameter(s) {unknown}; known: {sorted(defaults)}")
-    params = {**defaults, **(params or {})}
+    modality: str
+    tau: float
+    modalities: list
+    ranges: list | None
+    above: object  # (S, S) sparse 0/1 affinity
+    adjacency: np.ndarray  # (E, 2) superpoint pairs
+    point_superpoint: np.ndarray
+    premasked: np.ndarray | None  # (S,) room structure, masked out before the first cut
+    is_background: object  # callable or None
+    notes: dict  # attrs describing what was (not) used
+
+
+def check_choice(params: dict, key: str, choices: tuple) -> str:
+    if params[key] not in choices:
+        raise InputError(None, f"ncut.{key} must be one of {', '.join(choices)}, got {params[key]!r}")
+    return params[key]
+
+
+def prepare_ncut(superpoints_h5, features_2d_h5, features_3d_h5, params: dict) -> NCutInputs:
+    from pipeline.ncut import Modality, binarised_affinity, cosine_range, extent_background
+
+    structure_rule = check_choice(params, "structure", ("mask", "keep"))
+    background_rule = check_choice(params, "background", ("extent", "none"))
+    check_choice(params, "score", ("contrast", "ncut", "uniform"))
     superpoints = read_artifact(superpoints_h5, "superpoints", required=["point_superpoint", "adjacency"])
     labels = superpoints["point_superpoint"]
     n_superpoints = int(labels.max()) + 1 if len(labels) else 0
@@ -70,20 +95,71 @@ def run_ncut(superpoints_h5, features_2d_h5, features_3d_h5, out_path, params: d
         modalities.append(Modality("3d", f3d["superpoint_features"], 1.0 - weight_2d if modality == "both" else 1.0))
     tau = float(params[f"tau_cut_{modality}"])
     above = binarised_affinity(modalities, tau, params["affinity_normalization"])
-    result = masked_ncut(above, superpoints["adjacency"], params)
+    ranges = [cosine_range(m) for m in modalities] if params["affinity_normalization"] == "minmax" else None
+    notes = {"color_source": str(f2d.attrs.get("source", "frames")) if has_2d else ""}
+    premasked = None
+    if structure_rule == "mask":
+        if "superpoint_structure" in f3d:
+            premasked = np.asarray(f3d["superpoint_structure"], bool)
+        else:  # an artifact from before structure detection: say so, do not guess
+            log.warning("ncut: %s has no superpoint_structure (rerun features_3d); room structure is not masked",
+                        features_3d_h5)
+    notes["n_structure_masked"] = int(premasked.sum()) if premasked is not None else -1
+    is_background = None
+    if background_rule == "extent":
+        if "superpoint_box_min" in f3d and n_superpoints:
+            is_background = extent_background(f3d["superpoint_box_min"], f3d["superpoint_box_max"],
+                                              float(params["max_extent_ratio"]))
+        elif n_superpoints:
+            log.warning("ncut: %s has no superpoint boxes (rerun features_3d); the extent test is skipped", features_3d_h5)
+    notes["extent_test"] = is_background is not None
+    return NCutInputs(modality, tau, modalities, ranges, above, superpoints["adjacency"], labels, premasked,
+                      is_background, notes)
+
+
+def mask_scores(inputs: NCutInputs, result, rule: str) -> np.ndarray:
+    """instance_score of each mask by ``rule``: contrast, ncut or uniform."""
+    from pipeline.ncut import boundary_contrast, pair_affinity
+
+    if rule == "ncut":
+        return result.scores
+    if rule == "uniform":
+        return np.ones(len(result.masks), np.float32)
+    affinity = pair_affinity(inputs.modalities, inputs.adjacency, inputs.ranges)
+    return boundary_contrast(result.masks, inputs.adjacency, affinity)
+
+
+def run_ncut(superpoints_h5, features_2d_h5, features_3d_h5, out_path, params: dict | None = None) -> Path:
+    from pipeline.ncut import masked_ncut, point_instances
+
+    defaults = default_params()
+    unknown = sorted(set(params or {}) - set(defaults))
+    if unknown:
+        raise InputError(None, f"unknown ncut parameter(s) {unknown}; known: {sorted(defaults)}")
+    params = {**defaults, **(params or {})}
+    inputs = prepare_ncut(superpoints_h5, features_2d_h5, features_3d_h5, params)
+    labels = inputs.point_superpoint
+    n_superpoints = inputs.above.shape[0]
+    result = masked_ncut(inputs.above, inputs.adjacency, params, inputs.premasked, inputs.is_background)
+    scores = mask_scores(inputs, result, params["score"])
     point_instance = point_instances(result.masks, labels)
     superpoint_instance = point_instances(result.masks, np.arange(n_superpoints))
-    density = float(above.nnz) / max(1, n_superpoints**2)
-    log.info("ncut: %s features, tau_cut %.2f, affinity density %.3f: %d masks in %d iterations (%d rejected, stop: %s)",
-             modality, tau, density, len(result.masks), result.n_iterations, result.n_rejected, result.stop_reason)
+    density = float(inputs.above.nnz) / max(1, n_superpoints**2)
+    n_background = sum(1 for step in result.iterations if step.get("background"))
+    log.info("ncut: %s features, tau_cut %.2f, affinity density %.3f, %d structure superpoints masked: %d masks in "
+             "%d iterations (%d rejected, %d of them as background; stop: %s)", inputs.modality, inputs.tau, density,
+             max(0, inputs.notes["n_structure_masked"]), len(result.masks), result.n_iterations, result.n_rejected,
+             n_background, result.stop_reason)
     arrays = {
         "masks": result.masks,
         "point_instance": point_instance,
         "superpoint_instance": superpoint_instance,
-        "instance_score": result.scores,
+        "instance_score": scores,
+        "ncut_score": result.scores,
     }
-    attrs = {"modality": modality, "tau_cut": tau, "n_iterations": result.n_iterations, "n_rejected": result.n_rejected,
-             "stop_reason": result.stop_reason, "affinity_density": density, "n_masks": int(len(result.masks))}
+    attrs = {"modality": inputs.modality, "tau_cut": inputs.tau, "n_iterations": result.n_iterations,
+             "n_rejected": result.n_rejected, "n_background": n_background, "stop_reason": result.stop_reason,
+             "affinity_density": density, "n_masks": int(len(result.masks)), "score": params["score"], **inputs.notes}
     return write_artifact(out_path, "ncut", arrays, params=params,
                           inputs=[str(superpoints_h5), str(features_2d_h5), str(features_3d_h5)], attrs=attrs)
 

@@ -6,10 +6,21 @@ import json
 import logging
 from pathlib import Path
 
-from pipeline.artifacts import write_artifact
+from pipeline.artifacts import read_artifact, write_artifact
 from pipeline.errors import InputError
 
 log = logging.getLogger(__name__)
+
+
+def training_masks(scene, train_config):
+    """M^0 of an unsupervised run: the file targets (ncut / lifted masks) of its last phase that has any."""
+    from pipeline.train.selftrain import file_targets
+
+    for phase in reversed(train_config.phases):
+        masks = file_targets(scene.sources, phase.targets, scene.sp_size, train_config.unsupervised.duplicate_iou)
+        if len(masks):
+            return masks
+    return None
 
 
 def run_predict(model_path, inputs, out_path, params: dict | None = None) -> Path:
@@ -46,14 +57,18 @@ def run_predict(model_path, inputs, out_path, params: dict | None = None) -> Pat
     if mode == "box":
         labels = predict_boxes(model, scene, train_config.box, device)
     else:
-        labels = predict_unsupervised(model, scene, params, device)
+        labels = predict_unsupervised(model, scene, params, device, training_masks(scene, train_config))
     n_instances = int(len(labels.instance_score))
     log.info("%s: %s mode, %s network: %d instances, %d of %d points labelled", inputs.name, mode, which, n_instances,
              int((labels.point_instance >= 0).sum()), scene.n_points)
+    if mode == "box":
+        # Oracle boxes (ingest.boxes_from_ground_truth) travel with the labels made from them.
+        labels.attrs["boxes_source"] = str(read_artifact(inputs.boxes, "boxes").attrs.get("boxes_source", ""))
     attrs = {"mode": mode, "network": which, "model_path": str(model_path), "model_step": int(state["step"]),
              "model_package_version": state.get("package_version", ""), "n_instances": n_instances,
              "scene_name": inputs.name, **labels.attrs}
-    sources = [str(p) for p in (model_path, inputs.scene, inputs.superpoints, inputs.boxes) if p is not None]
+    sources = [str(p) for p in (model_path, inputs.scene, inputs.superpoints, inputs.boxes, inputs.ncut, inputs.lifted)
+               if p is not None]
     return write_artifact(out_path, "pseudo_labels", labels.arrays(), params=params, inputs=sources, attrs=attrs)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.summary import write_summary
+from pipeline.summary import conventions_by_scene, write_summary
 
 
 def run_summary(metrics_files, benchmark_files, tsv_path, markdown_path):
@@ -12,6 +12,9 @@ def run_summary(metrics_files, benchmark_files, tsv_path, markdown_path):
 def _handle(args) -> int:
     metrics, timings = run_summary(args.metrics, args.benchmarks, args.tsv, args.markdown)
     print(f"wrote {args.tsv} and {args.markdown}: {len(metrics)} metric rows, {len(timings)} timing rows")
+    conventions = conventions_by_scene(metrics)
+    if conventions:  # n_gt and AP depend on it, so say it next to the numbers
+        print("gt classes: " + ", ".join(f"{scene} {value}" for scene, value in conventions.items()))
     return 0
 
 

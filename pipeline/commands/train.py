@@ -40,18 +40,16 @@ def scene_inputs_from_dir(scene_dir):
 
 def choose_mode(requested: str, inputs: list) -> str:
     """box / unsupervised; auto = box when every scene has boxes.h5, else unsupervised."""
-    if requested == "unsupervised":
-        return "unsupervised"
+    from pipeline.train.modes import resolve_mode
+
     missing = [item.name for item in inputs if item.boxes is None]
-    if requested == "box":
-        if missing:
-            raise InputError(None, f"train.mode box: scenes {missing} have no boxes.h5 (run box_partition; a scene "
-                                   "needs boxes.json or ground truth)")
-        return "box"
-    if missing:
+    try:
+        mode = resolve_mode(requested, missing)
+    except ValueError as exc:
+        raise InputError(None, f"{exc}; run box_partition for them") from None
+    if requested == "auto" and missing:
         log.info("mode auto -> unsupervised: scenes without boxes: %s", missing)
-        return "unsupervised"
-    return "box"
+    return mode
 
 
 def fingerprint(params: dict, mode: str, inputs: list) -> str:
@@ -88,12 +86,12 @@ def build_trainer(inputs: list, params: dict | None = None):
 
 
 def run_train(inputs: list, out_path, params: dict | None = None, resume: bool = True,
-              stop_after: int | None = None) -> Path | None:
+              stop_after: int | None = None, on_phase_end=None) -> Path | None:
     """Train (resuming from ``<out>.last`` when it belongs to this run) and write ``out_path``.
 
     ``stop_after`` ends the run after that many steps, leaving only the resumable checkpoint
     (for tests and for splitting long runs); returns None then. ``inputs``: a list of
-    ``pipeline.train.data.SceneInputs``.
+    ``pipeline.train.data.SceneInputs``; ``on_phase_end``: see ``Trainer.run``.
     """
     from pipeline.train.loop import atomic_torch_save, load_checkpoint_file
 
@@ -112,7 +110,7 @@ def run_train(inputs: list, out_path, params: dict | None = None, resume: bool =
             log.warning("ignoring %s: it belongs to another run (parameters or inputs changed)", last)
     log.info("training %s mode on %d scenes, %s preset, device %s", trainer.mode, len(trainer.scenes),
              trainer.config.preset, trainer.device)
-    complete = trainer.run(checkpoint_path=last, stop_after=stop_after)
+    complete = trainer.run(checkpoint_path=last, stop_after=stop_after, on_phase_end=on_phase_end)
     if not complete:
         atomic_torch_save(trainer.state_dict(), last)
         return None

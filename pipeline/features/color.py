@@ -8,6 +8,10 @@ nothing about objects. Each pixel of the (downscaled) colour image is described 
 (each group scaled by its weight), then embedded with random Fourier features so that the cosine
 similarity of averaged features approximates a Gaussian-kernel similarity of colour distributions
 (see ``pipeline.features.fourier``). Deterministic: the projection is fixed by ``seed``.
+
+A scene without frames (a coloured point cloud) gets the same descriptor from its points' own
+colours (``point_color_features``): the window becomes the ``point_neighbours`` nearest points, and
+the embedding (weights, bandwidth, projection) is the image path's, so both describe colour alike.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ DEFAULT_PARAMS = {
     "bandwidth": 20.0,  # Gaussian kernel width in (weighted) Lab units
     "n_features": 64,
     "seed": 0,
+    "point_neighbours": 16,  # point clouds: the local window is this many nearest points (itself included)
 }
 
 # sRGB (D65) -> XYZ
@@ -96,3 +101,28 @@ class ColorFeatures:
         )
         embedded = random_fourier_features(descriptor.permute(0, 2, 3, 1), self.feature_dim, float(p["bandwidth"]), int(p["seed"]))
         return FeatureBatch.for_resized_image(embedded.permute(0, 3, 1, 2).contiguous(), (width, height), input_size=(in_w, in_h))
+
+
+def neighbour_statistics(values: np.ndarray, neighbours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, C) mean and standard deviation of ``values`` over each row of (N, k) neighbour indices."""
+    gathered = np.asarray(values, np.float64)[neighbours]
+    return gathered.mean(axis=1), gathered.std(axis=1)
+
+
+def point_color_features(points: np.ndarray, colors: np.ndarray, params: dict | None = None) -> np.ndarray:
+    """(N, n_features) colour features of a point cloud: the image descriptor on k-nearest points."""
+    from scipy.spatial import cKDTree
+
+    p = {**DEFAULT_PARAMS, **(params or {})}
+    rgb = torch.as_tensor(np.asarray(colors, np.float32) / 255.0)
+    lab = rgb_to_lab(rgb).numpy().astype(np.float64)
+    k = min(int(p["point_neighbours"]), len(lab))
+    if k > 1:
+        _, neighbours = cKDTree(np.asarray(points, np.float64)).query(points, k=k)
+        mean, std = neighbour_statistics(lab, neighbours)
+    else:
+        mean, std = lab, np.zeros_like(lab)
+    descriptor = np.concatenate((lab * p["color_weight"], mean * p["local_mean_weight"], std * p["local_std_weight"]), axis=1)
+    embedded = random_fourier_features(torch.as_tensor(descriptor, dtype=torch.float32), int(p["n_features"]),
+                                       float(p["bandwidth"]), int(p["seed"]))
+    return embedded.numpy()

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from pipeline.boxes import BACKGROUND
+from pipeline.boxes import BACKGROUND, smallest_containing_box
 from pipeline.model.net import InstanceNet, NetOutput, SceneTensors
 from pipeline.train import losses
 from pipeline.train.matching import Matching, MatchWeights, match
@@ -90,6 +90,16 @@ def initial_query_coords(scene: SceneTensors, n_queries: int) -> torch.Tensor:
     return scene.sp_coords[torch.from_numpy(index).to(scene.sp_coords.device)]
 
 
+def box_query_coords(scene: SceneTensors, centres_m: np.ndarray) -> torch.Tensor:
+    """(B, 3) normalised positions of the box centres: query b asks for the object of box b."""
+    coords = scene.normalise(np.asarray(centres_m, np.float64).reshape(-1, 3))
+    return torch.as_tensor(coords, dtype=scene.sp_coords.dtype, device=scene.sp_coords.device)
+
+
+def identity_matching(n_boxes: int) -> Matching:
+    return Matching(np.arange(n_boxes, dtype=np.int64), np.arange(n_boxes, dtype=np.int64))
+
+
 # ---------------------------------------------------------------------------------------------
 # Box targets, the Eq. 4 assignment, and the pseudo-masks.
 
@@ -128,12 +138,15 @@ def box_point_fractions(point_box: np.ndarray, extra_point: np.ndarray, extra_bo
     return (counts.reshape(n_boxes, n_superpoints) / np.maximum(sp_size, 1)[None]).astype(np.float32)
 
 
-def assign_ambiguous(box_scores: np.ndarray, boxes: SceneBoxes, point_superpoint: np.ndarray) -> np.ndarray:
+def assign_ambiguous(box_scores: np.ndarray, boxes: SceneBoxes, point_superpoint: np.ndarray,
+                     min_margin: float = 0.0) -> np.ndarray:
     """Eq. 4: (N,) int32 box per point. P^l keep their box, background stays BACKGROUND, and each
     P^u point takes the containing box whose matched query scores its superpoint highest.
 
     ``box_scores`` (B, S): rho of the query matched to each box (-inf: the box has no query).
     Ties go to the smaller box. A point none of whose boxes has a query takes the smallest one.
+    ``min_margin`` > 0 trusts the teacher only where it is sure: a point whose best rho beats its
+    runner-up by less than this takes its smallest containing box (the rule) instead.
     """
     assignment = np.where(boxes.point_box >= 0, boxes.point_box, BACKGROUND).astype(np.int32)
     if len(boxes.ambiguous_point) == 0:
@@ -143,8 +156,17 @@ def assign_ambiguous(box_scores: np.ndarray, boxes: SceneBoxes, point_superpoint
     score = np.where(np.isfinite(score), score, -np.inf)
     # Best pair per point: sort by (point, -score, volume, box index) and keep each point's first.
     order = np.lexsort((candidates, boxes.volume[candidates], -score, points))
-    first = np.r_[True, points[order][1:] != points[order][:-1]]
-    assignment[points[order][first]] = candidates[order][first]
+    sorted_points, sorted_boxes, sorted_score = points[order], candidates[order], score[order]
+    first = np.r_[True, sorted_points[1:] != sorted_points[:-1]]
+    chosen = sorted_boxes[first]
+    if min_margin > 0:
+        # Every P^u point has >= 2 pairs, so the entry after each first one is its runner-up.
+        first_index = np.flatnonzero(first)
+        margin = sorted_score[first_index] - sorted_score[first_index + 1]
+        smallest = smallest_containing_box(points, candidates, boxes.volume)
+        unsure = ~(margin >= min_margin)  # NaN (two -inf scores) counts as unsure
+        chosen = np.where(unsure, smallest[sorted_points[first]], chosen)
+    assignment[sorted_points[first]] = chosen
     return assignment
 
 
@@ -161,10 +183,9 @@ def rescue_empty_boxes(assignment: np.ndarray, boxes: SceneBoxes, min_fraction: 
     starving = np.flatnonzero((contained > 0) & (kept < min_fraction * contained))
     if len(starving) == 0:
         return assignment, []
-    points, candidates = boxes.ambiguous_point, boxes.ambiguous_box
-    order = np.lexsort((candidates, boxes.volume[candidates], points))
-    first = np.r_[True, points[order][1:] != points[order][:-1]]
-    smallest_point, smallest_box = points[order][first], candidates[order][first]
+    smallest = smallest_containing_box(boxes.ambiguous_point, boxes.ambiguous_box, boxes.volume)
+    smallest_point = np.flatnonzero(smallest >= 0)
+    smallest_box = smallest[smallest_point]
     result = assignment.copy()
     rescued = []
     for box in starving:
@@ -186,6 +207,10 @@ class Beep3DConfig:
     centre_temperature: float = 0.05  # m^2 for distance, 1 for the paper's dot product
     refine_every_layer: bool = True  # Eq. 6
     rescue_min_fraction: float = 0.5  # see rescue_empty_boxes; 0 turns the rescue off
+    min_margin: float = 0.0  # Eq. 4 only where rho's best beats its runner-up by this; else smallest box
+    # fps (the paper): farthest-point queries, refined toward the centres, Hungarian-matched to boxes.
+    # boxes: one query per box placed at its centre and paired with it, for teacher and student alike.
+    queries: str = "fps"
     match: MatchWeights = MatchWeights(cls=0.5, bce=1.0, dice=1.0, centre=1.0)
 
 
@@ -204,21 +229,29 @@ class TeacherResult:
 def teacher_pseudo_masks(teacher: InstanceNet, scene: SceneTensors, boxes: SceneBoxes, box_fractions: torch.Tensor,
                          centres_m: np.ndarray, config: Beep3DConfig, query_coords: torch.Tensor | None = None) -> TeacherResult:
     """Run the teacher with centre-refined queries, match queries to boxes, assign P^u (Eq. 2-6)."""
-    if query_coords is None:
+    if config.queries == "boxes":
+        query_coords = box_query_coords(scene, centres_m)
+    elif query_coords is None:
         query_coords = initial_query_coords(scene, teacher.config.n_queries)
     refine = centre_refiner(scene, centres_m, config.centre_similarity, config.centre_temperature)
-    if config.refine_every_layer:
+    if config.queries == "boxes":
+        output = teacher(scene, query_coords)  # the queries already sit at the centres
+    elif config.refine_every_layer:
         output = teacher(scene, query_coords, refine)
     else:
         output = teacher(scene, refine(query_coords))
     last = output.last
     classes = torch.as_tensor(boxes.class_index, dtype=torch.long, device=last.mask_logits.device)
     centres_norm = torch.as_tensor(scene.normalise(centres_m), dtype=last.coords.dtype, device=last.coords.device)
-    matching = match(last.mask_logits, last.class_logits, box_fractions, classes, config.match, last.coords, centres_norm)
+    if config.queries == "boxes":
+        matching = identity_matching(boxes.n_boxes)
+    else:
+        matching = match(last.mask_logits, last.class_logits, box_fractions, classes, config.match, last.coords,
+                         centres_norm)
     box_scores = np.full((boxes.n_boxes, scene.n_superpoints), -np.inf, np.float32)
     box_scores[matching.target] = last.mask_logits[torch.from_numpy(matching.query)].sigmoid().cpu().numpy()
     point_superpoint = scene.point_superpoint.cpu().numpy()
-    assignment = assign_ambiguous(box_scores, boxes, point_superpoint)
+    assignment = assign_ambiguous(box_scores, boxes, point_superpoint, config.min_margin)
     assignment, rescued = rescue_empty_boxes(assignment, boxes, config.rescue_min_fraction)
     sp_size = scene.sp_size.cpu().numpy()
     targets = box_point_fractions(assignment, np.zeros(0, np.int64), np.zeros(0, np.int64), point_superpoint, sp_size, boxes.n_boxes)
@@ -244,17 +277,19 @@ class LossWeights:
 
 
 def mask_set_losses(output: NetOutput, targets: torch.Tensor, classes: torch.Tensor, sp_size: torch.Tensor,
-                    weights: LossWeights, match_weights: MatchWeights, keep_fn=None) -> tuple[dict, list[Matching]]:
+                    weights: LossWeights, match_weights: MatchWeights, keep_fn=None,
+                    fixed: Matching | None = None) -> tuple[dict, list[Matching]]:
     """BCE + Dice + class loss of every supervised layer against target masks (K, S).
 
-    ``keep_fn(layer_output, matching) -> (Q,) bool`` implements DropLoss when given.
+    ``keep_fn(layer_output, matching) -> (Q,) bool`` implements DropLoss when given. ``fixed``
+    pairs queries with targets once for all layers instead of Hungarian matching per layer.
     Returns the weighted terms (averaged over layers) and each layer's matching.
     """
     layers = output.layers if weights.aux_layers else output.layers[-1:]
     totals = {"bce": 0.0, "dice": 0.0, "cls": 0.0}
     matchings = []
     for layer in layers:
-        m = match(layer.mask_logits, layer.class_logits, targets, classes, match_weights)
+        m = fixed if fixed is not None else match(layer.mask_logits, layer.class_logits, targets, classes, match_weights)
         matchings.append(m)
         q = torch.from_numpy(m.query).to(targets.device)
         t = torch.from_numpy(m.target).to(targets.device)
@@ -280,13 +315,17 @@ def mask_set_losses(output: NetOutput, targets: torch.Tensor, classes: torch.Ten
 
 
 def beep3d_losses(student_out: NetOutput, teacher: TeacherResult, boxes: SceneBoxes, scene: SceneTensors,
-                  weights: LossWeights, match_weights: MatchWeights) -> dict:
-    """The student's loss terms against the teacher's pseudo-masks (boxes with no point are left out)."""
+                  weights: LossWeights, match_weights: MatchWeights, box_queries: bool = False) -> dict:
+    """The student's loss terms against the teacher's pseudo-masks (boxes with no point are left out).
+
+    ``box_queries``: the student's query b sits at box b's centre and learns that box's mask."""
     device = student_out.last.mask_logits.device
     present = np.flatnonzero(teacher.targets.sum(1).cpu().numpy() > 0)
     targets = teacher.targets[torch.from_numpy(present).to(device)]
     classes = torch.as_tensor(boxes.class_index[present], dtype=torch.long, device=device)
-    terms, matchings = mask_set_losses(student_out, targets, classes, scene.sp_size, weights, match_weights)
+    fixed = Matching(present.astype(np.int64), np.arange(len(present), dtype=np.int64)) if box_queries else None
+    terms, matchings = mask_set_losses(student_out, targets, classes, scene.sp_size, weights, match_weights,
+                                       fixed=fixed)
     # Consistency terms on the last layer, for boxes matched by both student and teacher.
     student_match = matchings[-1]
     student_query = np.full(boxes.n_boxes, -1, np.int64)

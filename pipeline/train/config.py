@@ -12,9 +12,8 @@ from dataclasses import dataclass, fields
 from pipeline.model.net import MODEL_PRESETS, ModelConfig
 from pipeline.train.beep3d import Beep3DConfig, LossWeights
 from pipeline.train.matching import MatchWeights
-from pipeline.train.selftrain import SOURCES, SelfTrainConfig
-
-MODES = ("auto", "box", "unsupervised")
+from pipeline.train.modes import MODES
+from pipeline.train.selftrain import FILE_SOURCES, SOURCES, SelfTrainConfig
 
 DEFAULT_PARAMS: dict = {
     "mode": "auto",  # auto: box where every scene has boxes, else unsupervised
@@ -110,9 +109,6 @@ class TrainConfig:
         return int(self.iterations or 0)
 
 
-FILE_SOURCES = ("ncut", "lifted")
-
-
 def valid_target(target: str) -> bool:
     """A source name, or alternatives of file sources ("lifted|ncut": lifted where a scene has it)."""
     if target in SOURCES:
@@ -185,6 +181,8 @@ def resolve(params: dict | None) -> TrainConfig:
     box = _dataclass_from(Beep3DConfig, {**box_values, "match": _dataclass_from(MatchWeights, {**Beep3DConfig().match.__dict__, **match_values}, "box.match")}, "box")
     if box.centre_similarity not in ("dot", "distance"):
         raise ValueError(f"train.box.centre_similarity must be dot or distance, got {box.centre_similarity!r}")
+    if box.queries not in ("fps", "boxes"):
+        raise ValueError(f"train.box.queries must be fps or boxes, got {box.queries!r}")
     if not 0 <= box.ema_decay < 1:
         raise ValueError(f"train.box.ema_decay must be in [0, 1), got {box.ema_decay}")
     unsup_values = dict(merged["unsupervised"])

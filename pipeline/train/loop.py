@@ -30,13 +30,13 @@ from pipeline import __version__
 from pipeline.checkpoints import read_torch_file
 from pipeline.errors import InputError
 from pipeline.model.net import InstanceNet, ModelConfig, SceneTensors, prepare_scene, resolve_device
-from pipeline.train.beep3d import beep3d_losses, initial_query_coords, teacher_pseudo_masks
-from pipeline.train.config import FILE_SOURCES, Phase, TrainConfig
+from pipeline.train.beep3d import beep3d_losses, box_query_coords, initial_query_coords, teacher_pseudo_masks
+from pipeline.train.config import Phase, TrainConfig
 from pipeline.train.data import TrainScene, crop, identity_augmentation, sample_augmentation
 from pipeline.train.ema import ema_decay, ema_update, make_teacher
 from pipeline.train.selftrain import (
+    file_targets,
     label_fractions,
-    merge_mask_sources,
     novel_masks,
     predicted_masks,
     unsupervised_losses,
@@ -203,13 +203,7 @@ class Trainer:
 
     def _file_targets(self, scene: TrainScene, phase: Phase) -> np.ndarray:
         """Union of the phase's file sources ("a|b": the first of a, b this scene has masks from)."""
-        sources = []
-        for target in phase.targets:
-            for name in target.split("|"):
-                if name in FILE_SOURCES and len(scene.sources.get(name, ())):
-                    sources.append(scene.sources[name])
-                    break
-        return merge_mask_sources(sources, scene.sp_size, self.config.unsupervised.duplicate_iou)
+        return file_targets(scene.sources, phase.targets, scene.sp_size, self.config.unsupervised.duplicate_iou)
 
     def phase_targets(self, scene_index: int, phase: Phase) -> np.ndarray:
         """(K, S) pseudo-masks of a full scene in an unsupervised phase (cached for the phase)."""
@@ -324,10 +318,11 @@ class Trainer:
         if self.mode == "box":
             boxes = scene.boxes
             fractions = torch.from_numpy(scene.box_fractions).to(self.device)
-            teacher = teacher_pseudo_masks(self.teacher, tensors, boxes, fractions, aug.points(boxes.centre),
-                                           self.config.box, query_coords)
-            out = self.student(tensors, query_coords)
-            return beep3d_losses(out, teacher, boxes, tensors, self.config.loss, self.config.box.match)
+            centres = aug.points(boxes.centre)
+            teacher = teacher_pseudo_masks(self.teacher, tensors, boxes, fractions, centres, self.config.box, query_coords)
+            box_queries = self.config.box.queries == "boxes"
+            out = self.student(tensors, box_query_coords(tensors, centres) if box_queries else query_coords)
+            return beep3d_losses(out, teacher, boxes, tensors, self.config.loss, self.config.box.match, box_queries)
         out = self.student(tensors, query_coords)
         return unsupervised_losses(out, torch.from_numpy(targets).to(self.device), tensors, self.config.loss,
                                    self.config.box.match, self.config.unsupervised)
@@ -366,12 +361,19 @@ class Trainer:
     def complete(self) -> bool:
         return self.phase_index >= len(self.phases)
 
-    def run(self, checkpoint_path: str | os.PathLike | None = None, stop_after: int | None = None) -> bool:
-        """Train to the end (or ``stop_after`` more steps); True when all phases are done."""
+    def run(self, checkpoint_path: str | os.PathLike | None = None, stop_after: int | None = None,
+            on_phase_end=None) -> bool:
+        """Train to the end (or ``stop_after`` more steps); True when all phases are done.
+
+        ``on_phase_end(trainer, phase)`` is called after the last step of each phase (benchmarks
+        score the model there)."""
         done_here = 0
         recent: list[dict] = []
         while (stop_after is None or done_here < stop_after) and self._ensure_phase():
+            phase_index = self.phase_index
             record = self.train_step()
+            if on_phase_end is not None and self.phase_index != phase_index:
+                on_phase_end(self, self.phases[phase_index])
             recent.append(record)
             done_here += 1
             if self.config.log_every and (self.step % self.config.log_every == 0 or self.complete):

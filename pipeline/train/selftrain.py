@@ -78,6 +78,22 @@ def merge_mask_sources(sources: list[np.ndarray], sp_size: np.ndarray, duplicate
     return np.stack(taken) if taken else np.zeros((0, n_superpoints), np.float32)
 
 
+FILE_SOURCES = ("ncut", "lifted")
+
+
+def file_targets(sources: dict[str, np.ndarray], targets, sp_size: np.ndarray, duplicate_iou: float) -> np.ndarray:
+    """A scene's pseudo-masks from file sources for a phase's ``targets``: each target is a source
+    name or alternatives ("lifted|ncut": the first of them this scene has masks from); their union
+    with duplicates dropped (``merge_mask_sources``). Non-file targets (predicted, ...) add nothing."""
+    chosen = []
+    for target in targets:
+        for name in target.split("|"):
+            if name in FILE_SOURCES and len(sources.get(name, ())):
+                chosen.append(sources[name])
+                break
+    return merge_mask_sources(chosen, sp_size, duplicate_iou)
+
+
 def predicted_masks(output: NetOutput, sp_size: torch.Tensor, config: SelfTrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """Masks (M, S) bool and scores (M,) of the final layer, after size filter and mask NMS.
 
@@ -111,13 +127,25 @@ def mask_nms(masks: np.ndarray, scores: np.ndarray, sp_size: np.ndarray, iou_thr
     return np.asarray(kept, np.int64)
 
 
-def novel_masks(masks: np.ndarray, existing: np.ndarray, sp_size: np.ndarray, novel_iou: float) -> np.ndarray:
-    """The masks whose IoU with every existing pseudo-mask is below ``novel_iou`` (as float)."""
+def is_novel(masks: np.ndarray, existing: np.ndarray, sp_size: np.ndarray, novel_iou: float) -> np.ndarray:
+    """(M,) bool: the mask covers new ground. Its IoU with every existing pseudo-mask is below
+    ``novel_iou``, and so is the share of its points that existing masks already cover (a mask
+    spanning many existing ones has a low IoU with each, yet adds nothing: it would only swallow them)."""
     masks = np.asarray(masks, bool)
+    existing = np.asarray(existing) > 0.5
     if len(masks) == 0 or len(existing) == 0:
-        return masks.astype(np.float32)
-    iou = mask_iou_np(masks, np.asarray(existing) > 0.5, sp_size)
-    return masks[iou.max(1) < novel_iou].astype(np.float32)
+        return np.ones(len(masks), bool)
+    iou = mask_iou_np(masks, existing, sp_size)
+    points = masks.astype(np.float64) @ sp_size
+    covered = (masks & existing.any(0)[None]).astype(np.float64) @ sp_size
+    share = np.divide(covered, points, out=np.zeros_like(points), where=points > 0)
+    return (iou.max(1) < novel_iou) & (share < novel_iou)
+
+
+def novel_masks(masks: np.ndarray, existing: np.ndarray, sp_size: np.ndarray, novel_iou: float) -> np.ndarray:
+    """The masks that cover new ground (``is_novel``), as float."""
+    masks = np.asarray(masks, bool)
+    return masks[is_novel(masks, existing, sp_size, novel_iou)].astype(np.float32)
 
 
 def confident_novel_masks(masks: np.ndarray, scores: np.ndarray, existing: np.ndarray, sp_size: np.ndarray,

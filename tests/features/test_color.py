@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.features.color import ColorFeatures, local_statistics, rgb_to_lab, working_size
+from pipeline.features.color import (
+    ColorFeatures,
+    local_statistics,
+    neighbour_statistics,
+    point_color_features,
+    rgb_to_lab,
+    working_size,
+)
 
 
 def test_lab_of_reference_colours():
@@ -46,3 +53,27 @@ def test_features_are_deterministic_and_grid_matches_the_image():
     # Colour pixels 0 and 1 form working pixel 0, whose centre is colour coordinate u = 0.5.
     assert 0.5 * a.scale[0] + a.offset[0] == pytest.approx(0.0)
     assert 0.5 * a.scale[1] + a.offset[1] == pytest.approx(0.0)
+
+
+def test_neighbour_statistics_by_hand():
+    values = np.array([[0.0], [2.0], [4.0]])
+    mean, std = neighbour_statistics(values, np.array([[0, 1], [1, 2], [2, 2]]))
+    assert mean.ravel().tolist() == [1.0, 3.0, 4.0]
+    assert std.ravel().tolist() == [1.0, 1.0, 0.0]
+
+
+def test_point_colour_features_match_the_image_descriptor_and_separate_colours():
+    # Three patches 1 m apart: red, almost the same red, blue.
+    points = np.concatenate([np.random.default_rng(0).random((50, 3)) * 0.2 + [k, 0, 0] for k in range(3)])
+    colors = np.repeat(np.array([(200, 40, 40), (205, 45, 38), (40, 60, 200)], np.uint8), 50, axis=0)
+    params = {"n_features": 256, "point_neighbours": 8}
+    f = point_color_features(points, colors, params)
+    assert f.shape == (150, 256)
+    unit = f / np.linalg.norm(f, axis=1, keepdims=True)
+    assert unit[0] @ unit[60] > 0.9 and unit[0] @ unit[120] < 0.3
+    # A uniform patch has zero local spread, so a point's feature is the image path's for one pixel
+    # of that colour in a uniform window.
+    image = np.tile(np.array([200, 40, 40], np.uint8), (1, 8, 8, 1))
+    pixel = ColorFeatures({"n_features": 256, "short_side": 8, "window_radius": 1})(image).features[0, :, 4, 4]
+    assert f[0] == pytest.approx(pixel.numpy(), abs=1e-3)  # float32 rounding of the image path's variance
+    assert np.array_equal(point_color_features(points, colors, params), f)  # deterministic

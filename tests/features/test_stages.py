@@ -150,18 +150,54 @@ def test_frames_that_see_no_point_are_an_error(floor):
         run_features_2d(scene_h5, root / "superpoints.h5", root / "f.h5", {"frame_step": 1, "depth_scale": 1.0})
 
 
-def test_point_cloud_scene_gets_an_empty_artifact_and_ncut_uses_3d(tmp_path):
+def test_point_cloud_scene_takes_its_colour_modality_from_the_point_colours(tmp_path):
     scene_dir = make_scene(tmp_path, frames=False)
     scene_h5 = run_ingest(scene_dir, tmp_path / "scene.h5")
     labels = quadrant_superpoints(tmp_path / "superpoints.h5", read_artifact(scene_h5, "scene")["vertices"])
     f2d = run_features_2d(scene_h5, tmp_path / "superpoints.h5", tmp_path / "features_2d.h5")
     art = read_artifact(f2d, "features_2d")
-    assert art.attrs["empty"] and art["superpoint_features"].shape == (4, 0)
-    assert art["point_visibility"].shape == labels.shape
+    assert not art.attrs["empty"] and art.attrs["source"] == "point_colors" and art.attrs["n_frames_used"] == 0
+    f = art["superpoint_features"]
+    assert f.shape == (4, 64) and art["superpoint_weight"].tolist() == np.bincount(labels).tolist()
+    similarity = f @ f.T  # quadrants 0 and 2 are red, 1 and 3 blue
+    assert similarity[0, 2] > 0.95 and similarity[1, 3] > 0.95 and similarity[0, 1] < similarity[0, 2] - 0.3
     f3d = run_features_3d(scene_h5, tmp_path / "superpoints.h5", tmp_path / "features_3d.h5")
     assert read_artifact(f3d, "features_3d")["superpoint_features"].shape == (4, 64)
-    ncut = run_ncut(tmp_path / "superpoints.h5", f2d, f3d, tmp_path / "ncut.h5", {"min_segments": 1})
+    ncut = run_ncut(tmp_path / "superpoints.h5", f2d, f3d, tmp_path / "ncut.h5", {"min_segments": 1, "structure": "keep"})
+    assert read_artifact(ncut, "ncut").attrs["modality"] == "both"
+    assert read_artifact(ncut, "ncut").attrs["color_source"] == "point_colors"
+
+
+@pytest.mark.parametrize("grey", [False, True])
+def test_point_cloud_without_usable_colours_gets_an_empty_artifact_and_ncut_uses_3d(tmp_path, grey):
+    scene_dir = make_scene(tmp_path, frames=False)
+    if grey:  # what ingest makes of a cloud without colours: one grey for every point
+        vertices, _, colors = floor_mesh()
+        write_ply(scene_dir / "points.ply", vertices, colors=np.full_like(colors, 128))
+    scene_h5 = run_ingest(scene_dir, tmp_path / "scene.h5")
+    labels = quadrant_superpoints(tmp_path / "superpoints.h5", read_artifact(scene_h5, "scene")["vertices"])
+    params = {} if grey else {"point_colors": False}
+    f2d = run_features_2d(scene_h5, tmp_path / "superpoints.h5", tmp_path / "features_2d.h5", params)
+    art = read_artifact(f2d, "features_2d")
+    assert art.attrs["empty"] and art["superpoint_features"].shape == (4, 0)
+    assert ("no colours" if grey else "point_colors is off") in art.attrs["empty_reason"]
+    assert art["point_visibility"].shape == labels.shape
+    f3d = run_features_3d(scene_h5, tmp_path / "superpoints.h5", tmp_path / "features_3d.h5")
+    ncut = run_ncut(tmp_path / "superpoints.h5", f2d, f3d, tmp_path / "ncut.h5", {"min_segments": 1, "structure": "keep"})
     assert read_artifact(ncut, "ncut").attrs["modality"] == "3d"
+
+
+def test_features_3d_flags_the_floor_as_room_structure(floor):
+    root, scene_h5, labels = floor
+    art = read_artifact(run_features_3d(scene_h5, root / "superpoints.h5", root / "f3.h5"), "features_3d",
+                        required=["superpoint_structure", "superpoint_box_min", "superpoint_box_max"])
+    # The whole scene is one floor: every quadrant lies on a plane with nothing beyond it.
+    assert art["superpoint_structure"].tolist() == [True] * 4 and art.attrs["n_structure"] == 4
+    assert art["superpoint_box_min"][0] == pytest.approx([-0.8, -0.8, 0.0], abs=1e-6)
+    assert art["superpoint_box_max"][3] == pytest.approx([0.8, 0.8, 0.0], abs=1e-6)
+    off = read_artifact(run_features_3d(scene_h5, root / "superpoints.h5", root / "f4.h5",
+                                        {"structure": {"enabled": False}}), "features_3d")
+    assert not off["superpoint_structure"].any()
 
 
 def test_dino_backend_runs_through_the_stage(floor):

@@ -17,6 +17,7 @@ from pipeline.train.beep3d import (
     assign_ambiguous,
     beep3d_losses,
     box_point_fractions,
+    box_query_coords,
     centre_attention,
     centre_refiner,
     farthest_point_sample,
@@ -148,3 +149,48 @@ def test_teacher_pseudo_masks_and_student_losses(tiny_room):
     assert all(torch.isfinite(v) for v in terms.values())
     sum(terms.values()).backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.backbone.parameters())
+
+
+def _two_box_scene():
+    """Points 0-1 only in box 0 (large), 2 only in box 1 (small), 3-5 in both."""
+    return SceneBoxes(point_box=np.array([0, 0, 1, AMBIGUOUS, AMBIGUOUS, AMBIGUOUS]),
+                      ambiguous_point=np.array([3, 3, 4, 4, 5, 5]), ambiguous_box=np.array([0, 1, 0, 1, 0, 1]),
+                      centre=np.zeros((2, 3)), volume=np.array([8.0, 1.0]), class_index=np.zeros(2, np.int64))
+
+
+def test_eq4_with_a_margin_trusts_the_teacher_only_where_it_is_sure():
+    boxes = _two_box_scene()
+    point_superpoint = np.arange(6)  # one superpoint per point
+    scores = np.full((2, 6), 0.5, np.float32)
+    scores[0, 3], scores[1, 3] = 0.9, 0.2  # sure: box 0 (the larger one)
+    scores[0, 4], scores[1, 4] = 0.55, 0.5  # unsure: margin 0.05
+    scores[0, 5], scores[1, 5] = 0.1, 0.8  # sure: box 1
+    assert assign_ambiguous(scores, boxes, point_superpoint).tolist() == [0, 0, 1, 0, 0, 1]
+    # With a 0.1 margin point 4 falls back to the smallest containing box (1).
+    assert assign_ambiguous(scores, boxes, point_superpoint, min_margin=0.1).tolist() == [0, 0, 1, 0, 1, 1]
+    # A margin no score reaches gives Box2Mask's rule everywhere.
+    assert assign_ambiguous(scores, boxes, point_superpoint, min_margin=1.0).tolist() == [0, 0, 1, 1, 1, 1]
+
+
+def test_box_queries_pair_query_b_with_box_b_for_teacher_and_student():
+    scene, vocab, _ = room_scene(0, "tiny")
+    config = resolve({"model": {**TINY_MODEL, "n_classes": len(vocab)}, "box": {"queries": "boxes"}})
+    student = InstanceNet(config.model)
+    teacher = make_teacher(student)
+    tensors = prepare_scene(scene.points, scene.colors, scene.normals, scene.point_superpoint,
+                            config.model.voxel_size)
+    result = teacher_pseudo_masks(teacher, tensors, scene.boxes, torch.from_numpy(scene.box_fractions),
+                                  scene.boxes.centre, config.box)
+    n_boxes = scene.boxes.n_boxes
+    assert n_boxes != config.model.n_queries  # one query per box, not the model's query count
+    assert result.output.last.mask_logits.shape[0] == n_boxes
+    assert result.matching.query.tolist() == list(range(n_boxes)) == result.matching.target.tolist()
+    # The queries sit at the box centres (normalised scene coordinates).
+    torch.testing.assert_close(box_query_coords(tensors, scene.boxes.centre),
+                               torch.as_tensor(tensors.normalise(scene.boxes.centre), dtype=torch.float32))
+    out = student(tensors, box_query_coords(tensors, scene.boxes.centre))
+    terms = beep3d_losses(out, result, scene.boxes, tensors, config.loss, config.box.match, box_queries=True)
+    loss = sum(terms.values())
+    assert torch.isfinite(loss) and loss.requires_grad
+    with pytest.raises(ValueError, match="queries"):
+        resolve({"box": {"queries": "centres"}})

@@ -48,6 +48,18 @@ def test_mask_addition_keeps_confident_new_masks():
     assert confident_novel_masks(predicted, scores, existing[:0], SIZES, config).shape == (2, 4)
 
 
+def test_a_mask_spanning_existing_ones_is_not_novel():
+    from pipeline.train.selftrain import is_novel
+
+    sizes = np.ones(6)
+    existing = np.array([[1, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0]], float)
+    predicted = np.array([[1, 1, 1, 1, 0, 0],  # IoU 1/4 with each, but 3/4 of it is covered already
+                          [0, 0, 0, 1, 1, 1],  # new ground
+                          [0, 0, 1, 1, 1, 0]], bool)  # IoU 1/3, a third covered: new
+    assert is_novel(predicted, existing, sizes, 0.5).tolist() == [False, True, True]
+    assert is_novel(predicted, existing[:0], sizes, 0.5).tolist() == [True, True, True]
+
+
 def test_mask_nms():
     masks = np.array([[1, 1, 0, 0], [1, 1, 1, 0], [0, 0, 0, 1]], bool)
     assert mask_nms(masks, np.array([0.5, 0.9, 0.4]), SIZES, 0.5).tolist() == [1, 2]

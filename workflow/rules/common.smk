@@ -85,7 +85,9 @@ def has_frames(scene):
 
 def has_ground_truth(scene):
     folder = Path(scene_dir(scene))
-    return is_synthetic(scene) or (folder / f"{folder.name}.aggregation.json").is_file()
+    return is_synthetic(scene) or any(
+        (folder / f"{folder.name}{suffix}").is_file() for suffix in (".aggregation.json", ".txt")
+    )
 
 
 def picture_inputs(wildcards):
@@ -139,18 +141,20 @@ TRAINING_DIR = f"{RESULTS}/_training"  # "_" keeps it apart from scene names (th
 
 
 def scene_has_boxes(scene):
-    """Boxes come from boxes.json or, failing that, from ScanNet ground truth (synthetic scenes have both)."""
+    """Boxes come from boxes.json (synthetic scenes write one, standing in for annotator boxes), or
+    from ground truth only when ingest.boxes_from_ground_truth asks for oracle boxes."""
     if is_synthetic(scene):
         return True
-    folder = Path(scene_dir(scene))
-    return (folder / "boxes.json").is_file() or (folder / f"{folder.name}.aggregation.json").is_file()
+    if config.get("ingest", {}).get("boxes_from_ground_truth"):
+        return has_ground_truth(scene)
+    return (Path(scene_dir(scene)) / "boxes.json").is_file()
 
 
 def learning_mode():
-    requested = stage_config("train").get("mode", "auto")
-    if requested != "auto":
-        return requested
-    return "box" if all(scene_has_boxes(s) for s in SCENES) else "unsupervised"
+    """train.mode, with auto resolved: box when every scene has boxes, else unsupervised."""
+    from pipeline.train.modes import resolve_mode
+
+    return resolve_mode(stage_config("train").get("mode", "auto"), [s for s in SCENES if not scene_has_boxes(s)])
 
 
 def unsupervised_sources():
@@ -184,4 +188,7 @@ def predict_inputs(wildcards):
     }
     if learning_mode() == "box":
         inputs["boxes"] = f"{RESULTS}/{wildcards.scene}/boxes.h5"
+    else:  # the masks the model trained from stay in the labels (predict.keep_inputs)
+        for source in unsupervised_sources():
+            inputs[source] = f"{RESULTS}/{wildcards.scene}/{source}.h5"
     return inputs

@@ -83,10 +83,15 @@ rule export:
         superpoints=f"{RESULTS}/{{scene}}/superpoints.h5",
         labels=lambda wc: f"{RESULTS}/{wc.scene}/{FINAL_LABELS}.h5",
     output:
+        # each consumer folder is a one-scene dataset in its trainer's layout (README "Exports")
         scannet=f"{RESULTS}/{{scene}}/export/scannet/{{scene}}.txt",
-        spformer=f"{RESULTS}/{{scene}}/export/spformer/{{scene}}.pth",
-        mask3d=f"{RESULTS}/{{scene}}/export/mask3d/{{scene}}.npy",
+        spformer=f"{RESULTS}/{{scene}}/export/spformer/train/{{scene}}_inst_nostuff.pth",
+        mask3d=f"{RESULTS}/{{scene}}/export/mask3d/train/{{scene}}.npy",
+        mmdet3d=f"{RESULTS}/{{scene}}/export/mmdet3d/scannet_oneformer3d_infos_train.pkl",
+        instances=f"{RESULTS}/{{scene}}/export/instances.tsv",
         ply=f"{RESULTS}/{{scene}}/export/{{scene}}_instances.ply",
+    params:
+        cfg=stage_config("export"),
     log:
         f"{RESULTS}/{{scene}}/logs/export.log",
     benchmark:
