@@ -1,5 +1,5 @@
 # UnScene3D pseudo masks: 2D and 3D superpoint features, then masked iterative Normalized Cut.
-# Scenes without frames (point clouds) get an empty features_2d artifact and NCut uses 3D only.
+# Point clouds without frames take their colour features from the points' own colours (features_2d.point_colors).
 
 
 rule features_2d:
