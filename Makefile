@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # GPU users: make SPCONV=spconv-cu120 (matching your CUDA); the default is the CPU build.
 SPCONV ?= spconv
 
-.PHONY: venv demo demo-unsupervised test test-all lint clean-results
+.PHONY: venv demo demo-unsupervised test test-all lint bench bench-quick clean-results
 
 $(STAMP): pyproject.toml scripts/check_system.sh
 	bash scripts/check_system.sh
@@ -41,6 +41,15 @@ test-all: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/snakemake --lint
+
+# Every benchmark, JSON results in benchmarks/results/, then the README's Performance rows made
+# from them (long: the real-scan and NCut references take a while). bench-quick: short runs of
+# every benchmark into benchmarks/out/quick/ (README untouched).
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+bench-quick: $(STAMP)
+	$(PY) benchmarks/run_all.py --quick
 
 clean-results:
 	rm -rf results results_unsupervised results_oracle_boxes .snakemake

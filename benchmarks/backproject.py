@@ -26,6 +26,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 REDKITCHEN = REPO.parent / "shared" / "data" / "redkitchen"
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bench_results import write_result  # noqa: E402
 
 
 def peak_rss_mib() -> float:
@@ -87,12 +90,15 @@ def child(scene_h5: str, n_frames: int, backend_name: str, device_name: str, bat
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, nargs="*", default=[25, 50, 100])
+    parser.add_argument("--frames", type=int, nargs="*", default=None, help="frame counts (default 25 50 100)")
+    parser.add_argument("--json", type=Path, help="write the numbers as JSON here")
+    parser.add_argument("--quick", action="store_true", help="10 and 20 frames")
     parser.add_argument("--backend", choices=["handcrafted", "dino-random"], default="handcrafted")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--child", nargs=2, metavar=("SCENE_H5", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.frames = args.frames or ([10, 20] if args.quick else [25, 50, 100])
     warnings.filterwarnings("ignore")
     if args.child:
         print(json.dumps(child(args.child[0], int(args.child[1]), args.backend, args.device, args.batch_size)))
@@ -122,6 +128,8 @@ def main(argv=None) -> int:
             print(f"time ratio {last['seconds'] / first['seconds']:.2f} (CPU time {last['cpu_seconds'] / first['cpu_seconds']:.2f}) "
                   f"for {last['frames'] / first['frames']:.0f}x frames "
                   f"(linear = {last['frames'] / first['frames']:.0f}); peak RSS {first['peak_mib']:.0f} -> {last['peak_mib']:.0f} MiB")
+    write_result(args.json, "backproject", {"backend": args.backend, "device": args.device, "batch_size": args.batch_size,
+                                            "rows": rows}, args.quick)
     return 0
 
 

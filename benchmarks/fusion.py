@@ -24,6 +24,9 @@ from pipeline.commands.fuse_mesh import ScanNetFrames  # noqa: E402
 from pipeline.fusion import chamfer_distance, fuse_tsdf  # noqa: E402
 from pipeline.ply import read_ply  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_results import write_result  # noqa: E402
+
 
 def median_distance(a, b) -> float:
     from scipy.spatial import cKDTree
@@ -38,16 +41,19 @@ CONFIGS = [
 ]
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    args = parser.parse_args()
+    parser.add_argument("--json", type=Path, help="write the numbers as JSON here")
+    parser.add_argument("--quick", action="store_true", help="only the coarsest configuration (4 cm, every 5th frame)")
+    args = parser.parse_args(argv)
     scene = args.data / "redkitchen"
     reference = read_ply(scene / "redkitchen_vh_clean_2.ply").vertices
     print(f"provided mesh: {len(reference):,} vertices")
     print(f"{'params':<52s} {'time':>6s} {'frames':>6s} {'blocks':>6s} {'vertices':>9s} "
           f"{'fused->ref':>10s} {'ref->fused':>10s} {'mean':>7s} {'medians (f->r, r->f)':>22s}")
-    for params in CONFIGS:
+    rows = []
+    for params in CONFIGS[-1:] if args.quick else CONFIGS:
         start = time.perf_counter()
         mesh = fuse_tsdf(ScanNetFrames(scene), params)
         seconds = time.perf_counter() - start
@@ -57,6 +63,10 @@ def main() -> None:
               f"{50 * (accuracy + completeness):5.2f}cm "
               f"{median_distance(mesh.vertices, reference) * 100:9.2f}cm "
               f"{median_distance(reference, mesh.vertices) * 100:6.2f}cm")
+        rows.append({"params": params, "seconds": seconds, "frames": mesh.stats["frames_used"],
+                     "blocks": mesh.stats["blocks"], "vertices": len(mesh.vertices), "accuracy_m": accuracy,
+                     "completeness_m": completeness})
+    write_result(args.json, "fusion", {"reference_vertices": len(reference), "rows": rows}, args.quick)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_results import write_result  # noqa: E402
 
 from pipeline.artifacts import read_artifact  # noqa: E402
 from pipeline.boxes import AMBIGUOUS, partition_points  # noqa: E402
@@ -121,6 +124,13 @@ def run_box_benchmark(args) -> None:
     wins = sum(r["teacher_point_acc"] > r["smallest_point_acc"] for r in rows)
     print(f"teacher beats the smallest-box rule (point accuracy) in {wins}/{len(rows)} scenes; "
           f"total {time.monotonic() - started:.0f} s")
+    aps = ("ap_final", "ap_boxes", "ap_smallest")
+    write_result(args.json, "overlap_assignment", {
+        "iterations": args.iterations, "scenes_per_model": args.scenes_per_model, "params": params,
+        "rows": [{**{k: v for k, v in r.items() if k not in aps},
+                  **{k: {m: float(getattr(r[k], m)) for m in ("ap", "ap50", "ap25")} for k in aps}} for r in rows],
+        "mean": mean, "ap_mean": {k: dict(zip(("ap", "ap50", "ap25"), ap_mean[k])) for k in aps},
+        "teacher_wins": int(wins), "seconds": time.monotonic() - started}, args.quick)
 
 
 def _labels_ap(gt_instance, gt_labels, path: Path, stage: str):
@@ -150,7 +160,7 @@ def run_results_benchmark(args) -> None:
             print(f"{folder.name:16} {name:14} {ap.ap:6.3f} {ap.ap50:6.3f} {ap.ap25:6.3f}   {extra}")
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--iterations", type=int, default=120, help="training steps per model (demo DAG: 120)")
@@ -158,7 +168,11 @@ def main() -> None:
     parser.add_argument("--params", help="JSON train overrides, e.g. '{\"box\": {\"centre_similarity\": \"dot\"}}'")
     parser.add_argument("--work", default="/tmp/overlap_benchmark", help="scratch folder (scenes are reused)")
     parser.add_argument("--results", help="score an existing results folder instead")
-    args = parser.parse_args()
+    parser.add_argument("--json", type=Path, help="write the numbers as JSON here (box benchmark)")
+    parser.add_argument("--quick", action="store_true", help="two rooms, one model, 20 iterations")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.iterations = args.seeds[:2], 20
     logging.basicConfig(level=logging.WARNING)
     if args.results:
         run_results_benchmark(args)

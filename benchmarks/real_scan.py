@@ -127,7 +127,7 @@ def train_and_predict(inputs: list, folders: list[Path], mode: str, seed: int, t
                       predict_params: dict, work: Path, scorers: list[Scorer], phase_rows: dict) -> list[dict]:
     """One training run (all scenes) and its final labels' metrics per scene; unsupervised runs
     also score the student after every phase into ``phase_rows[(scene, phase)]``."""
-    from pipeline.commands.predict import run_predict
+    from pipeline.commands.predict import run_predict, training_masks
     from pipeline.commands.train import run_train
     from pipeline.predict import predict_unsupervised
 
@@ -135,9 +135,11 @@ def train_and_predict(inputs: list, folders: list[Path], mode: str, seed: int, t
         if mode != "unsupervised":
             return
         for scene, score in zip(trainer.scenes, scorers):
-            labels = predict_unsupervised(trainer.student, scene, predict_params, trainer.device)
-            metrics = score("pseudo_labels", labels.point_instance, labels.instance_score)
-            phase_rows.setdefault((scene.name, phase.name), []).append(metrics)
+            # the student alone, then as `predict` combines it with the masks it trained from
+            for how, inputs in (("student", None), ("labels", training_masks(scene, trainer.config))):
+                labels = predict_unsupervised(trainer.student, scene, predict_params, trainer.device, inputs)
+                metrics = score("pseudo_labels", labels.point_instance, labels.instance_score)
+                phase_rows.setdefault((scene.name, phase.name, how), []).append(metrics)
 
     model = work / "_training" / f"{mode}_seed{seed}.pt"
     params = {**train_params, "mode": mode, "seed": seed}
@@ -240,17 +242,19 @@ def main(argv=None) -> int:
         print(format_table(scene, scene_rows))
         print()
     if phase_rows:
-        print("Unsupervised mode after each training phase (student, full scene):\n")
-        print("| scene | phase | AP | AP50 | AP25 |\n|---|---|---|---|---|")
-        for (scene, phase), runs in phase_rows.items():
-            print(f"| {scene} | {phase} | " + " | ".join(mean_spread([r[k] for r in runs]) for k in METRICS) + " |")
+        print("Unsupervised mode after each training phase, full scene: the student alone, and the labels "
+              "`predict` makes from it (with the input masks, predict.keep_inputs):\n")
+        print("| scene | phase | scored | AP | AP50 | AP25 |\n|---|---|---|---|---|---|")
+        for (scene, phase, how), runs in phase_rows.items():
+            print(f"| {scene} | {phase} | {how} | " + " | ".join(mean_spread([r[k] for r in runs]) for k in METRICS)
+                  + " |")
         print()
     for mode, times in mode_seconds.items():
         print(f"{mode} mode: training {statistics.mean(times) / 60:.1f} min per seed on {len(folders)} scene(s)")
     print(f"total {(time.monotonic() - started) / 60:.1f} min; artifacts in {work}")
     if args.json:
         payload = {"date": date.today().isoformat(), "preset": args.preset, "seeds": args.seeds, "gt_classes": convention,
-                   "rows": rows, "phases": {f"{s}/{p}": r for (s, p), r in phase_rows.items()},
+                   "rows": rows, "phases": {"/".join(key): r for key, r in phase_rows.items()},
                    "train_seconds": mode_seconds, "stage_seconds": stage_seconds}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=1, default=float))

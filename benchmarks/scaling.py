@@ -17,6 +17,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bench_results import write_result  # noqa: E402
 
 
 def subset_scene(source: Path, n_frames: int, root: Path) -> Path:
@@ -57,11 +60,14 @@ def stage_commands(scene: Path, work: Path) -> dict[str, list[str]]:
     }
 
 
-def main() -> int:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, nargs="+", default=[25, 50, 100])
+    parser.add_argument("--frames", type=int, nargs="+", default=None, help="frame counts (default 25 50 100)")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "redkitchen")
-    args = parser.parse_args()
+    parser.add_argument("--json", type=Path, help="write the numbers as JSON here")
+    parser.add_argument("--quick", action="store_true", help="10 and 20 frames")
+    args = parser.parse_args(argv)
+    args.frames = args.frames or ([10, 20] if args.quick else [25, 50, 100])
     if not args.data.is_dir():
         print(f"reference data not found at {args.data}", file=sys.stderr)
         return 2
@@ -88,6 +94,9 @@ def main() -> int:
         print(f"{stage:13s}  {times}{marginal}{memory}  {by_n[last][1] / by_n[first][1]:8.2f}x")
     print("(time is linear when the seconds per added frame agree between intervals; memory is flat when"
           " the ratio is near 1. Stages that do not read frames (ingest, superpoints) are for comparison.)")
+    write_result(args.json, "scaling", {"frames": args.frames, "stages": {
+        stage: [{"frames": n, "seconds": by_n[n][0], "peak_mib": by_n[n][1]} for n in args.frames]
+        for stage, by_n in results.items()}}, args.quick)
     return 0
 
 

@@ -1,13 +1,17 @@
-"""Tracking throughput and memory: 25, 50 and 100 redkitchen frames (640x480).
+"""Tracking throughput and memory of the `track` stage itself: 25, 50 and 100 redkitchen frames (640x480).
 
-Each frame count runs in a fresh process (peak RSS is per process). Keyframe masks (every 10th
-frame, Felzenszwalb, containment-filtered) are computed first and not timed; the timed loop is the
-track stage's per-frame work: reading the depth frame, propagating all objects, matching keyframe
-masks, updating object states. Printed per count: wall time of the loop, frames per second, RSS
-before the loop and its peak during it, objects created and live at the end, and the share of
-pixels left unknown (surfaces the tracker had not observed yet).
+For each frame count a scene folder with the first n frames is ingested and its keyframe masks are
+made by the `keyframe_masks` stage (not timed). Then, in a fresh process (peak RSS is per process),
+the `track` stage's own function runs, ``pipeline.commands.track.run_track``, exactly as
+``python -m pipeline track`` and the DAG call it, with config.yaml's `track` section: reading the
+keyframe masks keyframe by keyframe, propagating every object, matching, updating object states,
+streaming each label map into tracks.h5, resume saves, and writing the artifact. Printed per count:
+wall and CPU time of that call, frames per second, RSS before the call and its peak during it,
+objects created and live at the end, and the share of pixels left unknown (surfaces the tracker had
+not observed yet), the last three read back from tracks.h5 after the timing.
 
-    python benchmarks/tracking.py                       # depth-reprojection tracker, cpu
+    python benchmarks/tracking.py                       # config.yaml's tracker (depth reprojection), cpu
+    python benchmarks/tracking.py --quick --json out.json   # 10 and 20 frames
     python benchmarks/tracking.py --tracker sam2-random --device cuda
         # SAM 2.1 hiera-tiny with random weights (no checkpoint needed): SAM 2's cost, not its quality
 
@@ -29,10 +33,29 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 REDKITCHEN = REPO.parent / "shared" / "data" / "redkitchen"
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bench_results import write_result  # noqa: E402
+from scaling import subset_scene  # noqa: E402
 
 
 def peak_rss_mib() -> float:
+    """This process's peak RSS. VmHWM belongs to the process's own memory map; ru_maxrss would also
+    carry the parent's peak across fork + exec (Linux keeps it), inflating the children's figures."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def config_section(name: str) -> dict:
+    import yaml
+
+    return dict(yaml.safe_load((REPO / "config.yaml").read_text()).get(name) or {})
 
 
 def random_sam2_checkpoint(folder: Path, config: str) -> Path:
@@ -46,91 +69,91 @@ def random_sam2_checkpoint(folder: Path, config: str) -> Path:
     return path
 
 
-def child(scene_h5: str, n_frames: int, tracker_name: str, device: str, sam2_config: str) -> dict:
+def track_params(tracker: str, device: str, sam2_config: str, folder: Path) -> dict:
+    params = {**config_section("track"), "device": device}
+    if tracker == "sam2-random":
+        checkpoint = random_sam2_checkpoint(folder, sam2_config)
+        params.update({"tracker": "sam2", "sam2": {"model_config": sam2_config, "checkpoint": str(checkpoint)}})
+    return params
+
+
+def child(scene_h5: str, masks2d_h5: str, out: str, params: dict) -> dict:
+    """Run the track stage once in this (fresh) process; time and memory of that call only."""
     import numpy as np
 
-    from pipeline.artifacts import read_artifact
-    from pipeline.commands.track import new_machine
-    from pipeline.keyframes import select_keyframes
-    from pipeline.masks2d.base import FrameInput, MaskSet, build_generator, clean_masks, pack_masks, unpack_masks
-    from pipeline.tracking.base import StepFrames, build_tracker
-    from pipeline.tracking.driver import DEFAULT_PARAMS, TrackingDriver
-    from pipeline.tracking.frames import SceneFrames
+    from pipeline.artifacts import open_artifact
+    from pipeline.commands.track import run_track
+    from pipeline.tracking.states import State
 
-    scene = read_artifact(scene_h5, "scene")
-    frames = SceneFrames.from_scene(scene)
-    indices = frames.valid_indices[:n_frames]
-    keyframes = select_keyframes(frames.poses[: indices[-1] + 1], frames.valid[: indices[-1] + 1], {"stride": 10})
-    generator = build_generator("felzenszwalb")
-    packed = {}  # kept packed, as masks2d.h5 holds them, and unpacked when the keyframe comes
-    for index in keyframes:
-        raw = generator.generate(FrameInput(frames.color(index), frames.depth(index)))
-        kept = clean_masks(raw, 100, 0.8, "larger", 200)[0]
-        packed[int(np.searchsorted(indices, index))] = (pack_masks(kept.masks), kept.scores)
-        del raw, kept
-    height, width = frames.camera.shape
-
-    def unpacker(bits, scores):
-        return lambda: MaskSet(unpack_masks(bits, height, width), scores)
-    params = dict(DEFAULT_PARAMS)
-    steps = StepFrames(frames, indices)
-    if tracker_name == "sam2-random":
-        with tempfile.TemporaryDirectory() as tmp:
-            checkpoint = random_sam2_checkpoint(Path(tmp), sam2_config)
-            tracker = build_tracker("sam2", steps, {"model_config": sam2_config, "checkpoint": str(checkpoint)}, device)
-    else:
-        tracker = build_tracker(tracker_name, steps, {}, device)
-    machine = new_machine(params)
-    driver = TrackingDriver(steps, {s: unpacker(*m) for s, m in packed.items()}, tracker, machine, params)
     baseline = peak_rss_mib()
-    started = time.perf_counter()
-    labels = []  # the stage keeps every label map until it writes tracks.h5
-    for step in range(len(indices)):
-        labels.append(driver.step(step).labels)
-    seconds = time.perf_counter() - started
-    tracker.close()
-    return {"frames": int(len(indices)), "keyframes": int(len(keyframes)), "seconds": seconds,
-            "baseline_mib": baseline, "peak_mib": peak_rss_mib(), "objects": len(machine.objects),
-            "live": len(machine.live_ids), "unknown": float(np.mean(np.stack(labels) == 65535))}
+    started, cpu_started = time.perf_counter(), time.process_time()
+    run_track(scene_h5, masks2d_h5, out, params)
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    peak = peak_rss_mib()
+    with open_artifact(out, "tracks") as tracks:  # read frame by frame, after the timing
+        labels = tracks.data["labels"]
+        unknown = sum(int(np.count_nonzero(labels[i] == int(tracks.attrs["unknown_label"]))) for i in range(len(labels)))
+        state = tracks.data["objects/state"][()]
+        return {"frames": int(len(labels)), "keyframes": int(tracks.data["frames/is_keyframe"][()].sum()),
+                "width": int(tracks.attrs["width"]), "height": int(tracks.attrs["height"]),
+                "seconds": seconds, "cpu_seconds": cpu_seconds, "baseline_mib": baseline, "peak_mib": peak,
+                "objects": int(tracks.attrs["n_objects"]),
+                "live": int(np.isin(state, [int(State.ACTIVE), int(State.DORMANT)]).sum()),
+                "unknown": unknown / max(1, labels.size)}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, nargs="*", default=[25, 50, 100])
+    parser.add_argument("--frames", type=int, nargs="*", default=None, help="frame counts (default 25 50 100)")
     parser.add_argument("--tracker", choices=["reprojection", "sam2-random"], default="reprojection")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--sam2-config", default="configs/sam2.1/sam2.1_hiera_t.yaml")
-    parser.add_argument("--child", nargs=2, metavar=("SCENE_H5", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--json", type=Path, help="write the numbers as JSON here")
+    parser.add_argument("--quick", action="store_true", help="10 and 20 frames")
+    parser.add_argument("--child", nargs=4, metavar=("SCENE_H5", "MASKS2D_H5", "OUT", "PARAMS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     if args.child:
-        row = child(args.child[0], int(args.child[1]), args.tracker, args.device, args.sam2_config)
-        print(json.dumps(row))
+        print(json.dumps(child(*args.child[:3], json.loads(args.child[3]))))
         return 0
     if not REDKITCHEN.is_dir():
         print(f"redkitchen not found at {REDKITCHEN}")
         return 1
+    frame_counts = args.frames or ([10, 20] if args.quick else [25, 50, 100])
     from pipeline.commands.ingest import run_ingest
+    from pipeline.commands.keyframe_masks import run_keyframe_masks
 
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        scene_h5 = run_ingest(REDKITCHEN, Path(tmp) / "scene.h5", {"verify_images": "first"})
-        print(f"tracker {args.tracker}, device {args.device}, redkitchen 640x480, Felzenszwalb keyframe masks every 10th frame")
-        print(f"{'frames':>7}{'keyfr':>6}{'seconds':>9}{'fps':>7}{'RSS before':>12}{'peak RSS':>10}{'growth':>8}"
-              f"{'objects':>9}{'live':>6}{'unknown':>9}")
-        rows = []
-        for n in args.frames:
-            command = [sys.executable, __file__, "--child", str(scene_h5), str(n), "--tracker", args.tracker,
-                       "--device", args.device, "--sam2-config", args.sam2_config]
+        params = track_params(args.tracker, args.device, args.sam2_config, Path(tmp))
+        keyframe_params = config_section("keyframe_masks")
+        stride = keyframe_params.get("keyframes", {}).get("stride")
+        print(f"track stage (run_track), tracker {params['tracker']}{' (random weights)' if args.tracker == 'sam2-random' else ''}, "
+              f"device {args.device}, redkitchen 640x480; keyframe masks by the keyframe_masks stage "
+              f"({keyframe_params.get('generator')}, keyframe stride {stride}), not timed")
+        print(f"{'frames':>7}{'keyfr':>6}{'seconds':>9}{'cpu s':>8}{'fps':>7}{'RSS before':>12}{'peak RSS':>10}"
+              f"{'growth':>8}{'objects':>9}{'live':>6}{'unknown':>9}")
+        for n in frame_counts:
+            root = Path(tmp) / f"n{n}"
+            scene = subset_scene(REDKITCHEN, n, root / "scenes")
+            scene_h5 = run_ingest(scene, root / "scene.h5", {"verify_images": "first"})
+            masks2d_h5 = run_keyframe_masks(scene_h5, root / "masks2d.h5", keyframe_params)
+            command = [sys.executable, __file__, "--child", str(scene_h5), str(masks2d_h5), str(root / "tracks.h5"),
+                       json.dumps(params)]
             output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
             row = json.loads(output.strip().splitlines()[-1])
             rows.append(row)
-            print(f"{row['frames']:>7}{row['keyframes']:>6}{row['seconds']:>9.2f}{row['frames'] / row['seconds']:>7.1f}"
-                  f"{row['baseline_mib']:>10.0f}Mi{row['peak_mib']:>8.0f}Mi{row['peak_mib'] - row['baseline_mib']:>6.0f}Mi"
-                  f"{row['objects']:>9}{row['live']:>6}{row['unknown']:>9.2f}", flush=True)
+            print(f"{row['frames']:>7}{row['keyframes']:>6}{row['seconds']:>9.2f}{row['cpu_seconds']:>8.2f}"
+                  f"{row['frames'] / row['seconds']:>7.1f}{row['baseline_mib']:>10.0f}Mi{row['peak_mib']:>8.0f}Mi"
+                  f"{row['peak_mib'] - row['baseline_mib']:>6.0f}Mi{row['objects']:>9}{row['live']:>6}{row['unknown']:>9.2f}",
+                  flush=True)
         if len(rows) > 1:
             first, last = rows[0], rows[-1]
             print(f"time ratio {last['seconds'] / first['seconds']:.2f} for {last['frames'] / first['frames']:.0f}x frames "
                   f"(linear = {last['frames'] / first['frames']:.0f}); peak RSS {first['peak_mib']:.0f} -> {last['peak_mib']:.0f} MiB")
+    write_result(args.json, "tracking", {"tracker": params["tracker"] + ("-random" if args.tracker == "sam2-random" else ""),
+                                         "device": args.device, "width": rows[-1]["width"], "height": rows[-1]["height"],
+                                         "keyframe_stride": stride, "rows": rows}, args.quick)
     return 0
 
 

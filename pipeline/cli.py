@@ -14,11 +14,24 @@ import sys
 from pipeline import __version__
 from pipeline.errors import InputError
 
-# Order is the order shown in --help; modules are imported on start-up, so keep them light.
-COMMANDS = ["synth", "ingest", "fuse_mesh", "superpoints", "features_2d", "features_3d", "ncut", "keyframe_masks", "track", "lift", "box_partition", "train", "predict", "evaluate", "pictures", "summary", "export"]
+# Order is the order shown in --help. A command line naming a stage imports only that stage's
+# module (start-up time: `superpoints` must not pay for torch or the tracker); --help imports all.
+COMMANDS = ["synth", "ingest", "fuse_mesh", "superpoints", "features_2d", "features_3d", "convert_csc", "ncut", "keyframe_masks", "track", "lift", "box_partition", "train", "predict", "evaluate", "pictures", "summary", "export"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _requested_command(argv: list[str] | None) -> str | None:
+    """The module of the stage named on the command line (None: --help, --version, no or unknown stage)."""
+    for arg in sys.argv[1:] if argv is None else argv:
+        if arg in ("-h", "--help", "--version"):
+            return None
+        if not arg.startswith("-"):
+            name = arg.replace("-", "_")
+            return name if name in COMMANDS else None
+    return None
+
+
+def build_parser(argv: list[str] | None = None, *, all_commands: bool = True) -> argparse.ArgumentParser:
+    """The parser; with ``all_commands=False`` only the stage that ``argv`` names is registered."""
     parser = argparse.ArgumentParser(
         prog="python -m pipeline",
         description="Run one stage of the 3D pseudo-label pipeline on explicit files.",
@@ -26,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="STAGE", required=True)
-    for name in COMMANDS:
+    requested = None if all_commands else _requested_command(argv)
+    for name in [requested] if requested else COMMANDS:
         try:
             module = importlib.import_module(f"pipeline.commands.{name}")
         except ModuleNotFoundError as exc:
@@ -38,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv, all_commands=False).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -19,7 +19,7 @@ from pipeline.ply import read_ply
 log = logging.getLogger(__name__)
 
 DEFAULT_PARAMS = {
-    "verify_images": "all",  # "all": open and check every image; "first": only the first frame's
+    "verify_images": "all",  # "all": decode every image (JPEG and PNG); "first": only the first frame's
     "box_ignore_labels": ["wall", "floor", "ceiling"],  # GT instances that get no box
     "normal_neighbours": 16,  # k for PCA normals of point clouds without normals
     "label_map": None,  # ScanNet's scannetv2-labels.combined.tsv: aggregation.json raw names -> NYU40

@@ -11,9 +11,10 @@ Unsupervised mode: the student's masks on the full scene, kept when confident en
 non-maximum suppression; overlaps go to the higher-scored mask, so each point has one instance.
 With ``keep_inputs`` (default) the masks the model was trained from (its last phase's file targets,
 M^0: NCut and/or lifted masks) stay in the labels, as UnScene3D keeps M^0 in every self-training
-round, and the model adds its confident masks that none of them covers; each input mask is scored
-by the model (``input_mask_scores``). So the labels never lose an input instance to an
-under-trained model, and the model's confidence ranks them.
+round, and the model adds its confident masks that none of them covers. ``input_scores: own``
+keeps the inputs' own scores and ranks the added masks after them, so the labels score at least
+what their inputs score; ``model`` ranks everything by the model's confidence
+(``input_mask_scores`` for the inputs).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ DEFAULT_PARAMS = {
     "keep_inputs": True,  # unsupervised: the input masks M^0 stay, scored by the model; it adds novel masks
     "novel_iou": 0.5,  # unsupervised: a predicted mask is new when its IoU with every input mask, and the
     # share of it they cover, are below this
+    "input_scores": "own",  # unsupervised: input masks keep their own scores (own) or the model's (model)
     "device": "auto",
 }
 
@@ -130,10 +132,24 @@ def input_mask_scores(mask_probs: np.ndarray, objectness: np.ndarray, input_mask
     return (np.asarray(objectness, np.float64)[:, None] * soft_iou).max(0).astype(np.float32)
 
 
+def with_input_masks(input_masks: np.ndarray, input_scores: np.ndarray, new_masks: np.ndarray, new_scores: np.ndarray,
+                     rank_after_inputs: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The input masks and the model's new ones, with scores. ``rank_after_inputs``: the new masks'
+    scores are scaled below the lowest input score, so they add recall after every input mask and,
+    painted first (``masks_to_point_labels``), never take an input mask's points."""
+    new_scores = np.asarray(new_scores, np.float32)
+    if rank_after_inputs:
+        floor = float(np.min(input_scores, initial=1.0))
+        new_scores = new_scores * floor * (1 - 1e-6)  # strictly below every input (ties go to the input)
+    masks = np.concatenate([np.asarray(input_masks, bool), np.asarray(new_masks, bool)])
+    return masks, np.concatenate([np.asarray(input_scores, np.float32), new_scores])
+
+
 @torch.no_grad()
 def predict_unsupervised(model: InstanceNet, scene: TrainScene, params: dict, device="cpu",
-                         input_masks: np.ndarray | None = None) -> PseudoLabels:
-    """Unsupervised-mode pseudo-labels (see the module docstring). ``input_masks`` (K, S): M^0."""
+                         inputs: tuple[np.ndarray, np.ndarray] | None = None) -> PseudoLabels:
+    """Unsupervised-mode pseudo-labels (see the module docstring). ``inputs``: M^0 as (masks (K, S),
+    their own scores (K,))."""
     params = {**DEFAULT_PARAMS, **params}
     model.eval()
     tensors = scene_tensors(scene, model.config.voxel_size, device)
@@ -145,17 +161,18 @@ def predict_unsupervised(model: InstanceNet, scene: TrainScene, params: dict, de
     attrs = {"n_queries": int(out.last.mask_logits.shape[0]), "n_candidates": int(len(masks)),
              "n_confident": int(confident.sum()), "n_input_masks": 0, "n_novel": int(confident.sum())}
     masks, scores = masks[confident], scores[confident]
-    keep_inputs = bool(params["keep_inputs"]) and input_masks is not None and len(input_masks) > 0
+    keep_inputs = bool(params["keep_inputs"]) and inputs is not None and len(inputs[0]) > 0
     if keep_inputs:
-        probs = out.last.mask_logits.sigmoid().cpu().numpy()
-        objectness = (1 - out.last.class_logits.softmax(-1)[:, -1]).cpu().numpy()
-        sp_size = scene.sp_size
-        input_scores = input_mask_scores(probs, objectness, input_masks, sp_size)
-        inputs_binary = np.asarray(input_masks) > 0.5
-        novel = is_novel(masks, inputs_binary, sp_size, float(params["novel_iou"]))
+        input_masks = np.asarray(inputs[0]) > 0.5
+        novel = is_novel(masks, input_masks, scene.sp_size, float(params["novel_iou"]))
         attrs.update(n_input_masks=int(len(input_masks)), n_novel=int(novel.sum()))
-        masks = np.concatenate([inputs_binary, masks[novel]])
-        scores = np.concatenate([input_scores, scores[novel]])
+        input_scores = np.asarray(inputs[1], np.float32)
+        if params["input_scores"] == "model":
+            probs = out.last.mask_logits.sigmoid().cpu().numpy()
+            objectness = (1 - out.last.class_logits.softmax(-1)[:, -1]).cpu().numpy()
+            input_scores = input_mask_scores(probs, objectness, input_masks, scene.sp_size)
+        masks, scores = with_input_masks(input_masks, input_scores, masks[novel], scores[novel],
+                                         rank_after_inputs=params["input_scores"] == "own")
     point_instance, instance_score = masks_to_point_labels(masks, scores, scene.point_superpoint,
                                                            int(params["min_points"]))
     attrs["n_instances"] = int(len(instance_score))

@@ -107,15 +107,19 @@ def read_intrinsic(scene_dir: str | os.PathLike, kind: str) -> np.ndarray:
 
 
 def image_size(path: str | os.PathLike, verify: bool = True) -> tuple[int, int]:
-    """(width, height) of an image; with ``verify`` the file's integrity is checked too."""
+    """(width, height) of an image; with ``verify`` the whole image is decoded too (any format).
+
+    ``Image.verify()`` alone is not enough: for PNG it checks chunk checksums but not that the
+    image data is complete, and for JPEG it decodes nothing, so a truncated frame would pass.
+    """
     path = Path(path)
     try:
         with Image.open(path) as image:
             size = image.size
             if verify:
                 image.verify()
-        if verify and path.suffix.lower() == ".png":
-            # verify() checks chunk checksums but not that the image data is complete.
+        if verify:
+            # verify() leaves the image unusable; decode every pixel from a fresh open.
             with Image.open(path) as image:
                 image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

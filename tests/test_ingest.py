@@ -92,6 +92,44 @@ def test_truncated_png_is_named(tmp_path):
         ingest_scene(scene)
 
 
+def _truncated_noise_jpeg(path, n_bytes=2000):
+    """A colour frame whose JPEG data stops after ``n_bytes``: the header is intact (size and
+    Image.verify() pass), the pixels do not decode."""
+    noise = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(path, quality=95)
+    data = path.read_bytes()
+    assert len(data) > n_bytes
+    path.write_bytes(data[:n_bytes])
+    with Image.open(path) as image:  # what verify() alone would have accepted
+        image.verify()
+
+
+def test_truncated_jpeg_colour_frame_is_named(tmp_path):
+    scene = make_scene(tmp_path)
+    _truncated_noise_jpeg(scene / "color" / "2.jpg")
+    with pytest.raises(InputError, match=r"color/2\.jpg: unreadable image \(image file is truncated"):
+        ingest_scene(scene)
+    # verify_images: first checks only the first frame's images (documented); frame 0 is intact.
+    ingest_scene(scene, {"verify_images": "first"})
+
+
+def test_truncated_redkitchen_jpeg_stops_ingest(redkitchen_dir, tmp_path):
+    """The real case: a copy of redkitchen (links; frames 0-9) with color/5.jpg cut to 2,000 bytes."""
+    scene = tmp_path / "redkitchen"
+    for folder in ("color", "depth", "pose"):
+        (scene / folder).mkdir(parents=True)
+        for source in (redkitchen_dir / folder).iterdir():
+            if source.stem.isdigit() and int(source.stem) < 10:
+                (scene / folder / source.name).symlink_to(source)
+    (scene / "intrinsic").symlink_to(redkitchen_dir / "intrinsic")
+    (scene / "redkitchen_vh_clean_2.ply").symlink_to(redkitchen_dir / "redkitchen_vh_clean_2.ply")
+    (scene / "color" / "5.jpg").unlink()
+    (scene / "color" / "5.jpg").write_bytes((redkitchen_dir / "color" / "5.jpg").read_bytes()[:2000])
+    with pytest.raises(InputError, match=r"redkitchen/color/5\.jpg: unreadable image \(image file is truncated"):
+        run_ingest(scene, tmp_path / "scene.h5", {"verify_images": "all"})
+    assert not (tmp_path / "scene.h5").exists()
+
+
 def test_missing_intrinsics(tmp_path):
     scene = make_scene(tmp_path)
     (scene / "intrinsic" / "intrinsic_color.txt").unlink()

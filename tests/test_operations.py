@@ -60,10 +60,21 @@ def test_changing_one_stage_reruns_it_and_descendants_only(reference_run, tmp_pa
     change = tmp_path / "change.yaml"
     change.write_text("superpoints:\n  k_thresh: 0.05\n")
     plan = planned_jobs(snakemake(["-n", "--configfile", str(TINY), str(change)], workdir))
+    # Exactly superpoints and its descendants, as the DAG itself defines them (-R superpoints).
+    assert plan == planned_jobs(snakemake(["-n", "--forcerun", "superpoints"], workdir))
     assert plan.get("superpoints") == 1
-    assert "ingest" not in plan and "synth_scene" not in plan
+    for descendant in ("features_2d", "features_3d", "ncut", "lift", "train", "predict", "evaluate", "export"):
+        assert plan.get(descendant, 0) >= 1, (descendant, plan)
+    # Upstream and sibling stages (which do not read superpoints.h5) are not planned.
+    for other in ("synth_scene", "ingest", "keyframe_masks", "track", "box_partition"):
+        assert other not in plan, (other, plan)
+    scene_dir = workdir / "results" / "tiny_room"
+    untouched = {name: (scene_dir / name).stat().st_mtime_ns for name in ("scene.h5", "masks2d.h5", "tracks.h5")}
+    rerun = {name: (scene_dir / name).stat().st_mtime_ns for name in ("superpoints.h5", "ncut.h5", "lifted.h5")}
     snakemake(["--configfile", str(TINY), str(change)], workdir)
     assert scene_h5.stat().st_mtime_ns == before  # upstream artifact untouched
+    assert {name: (scene_dir / name).stat().st_mtime_ns for name in untouched} == untouched  # siblings too
+    assert all((scene_dir / name).stat().st_mtime_ns != mtime for name, mtime in rerun.items())
 
 
 def test_run_settings_change_nothing_in_the_plan(reference_run, tmp_path):
@@ -76,23 +87,56 @@ def test_run_settings_change_nothing_in_the_plan(reference_run, tmp_path):
     assert "Nothing to be done" in snakemake(["-n", "--configfile", str(TINY), str(change)], workdir)
 
 
-def test_killed_run_leaves_no_finished_looking_artifact_and_resumes(reference_run, tmp_path):
-    proc = subprocess.Popen(SNAKEMAKE + ["--configfile", str(TINY)], cwd=tmp_path, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    log = tmp_path / "results" / "tiny_room" / "logs" / "superpoints.log"
-    deadline = time.monotonic() + 300
-    while not log.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)  # the whole job tree, mid-stage
-    proc.wait()
-    superpoints = tmp_path / "results" / "tiny_room" / "superpoints.h5"
-    if superpoints.exists():  # it may have finished just before the kill: then it must be complete
-        from pipeline.artifacts import read_artifact
+# Loaded by every Python process of a test run through PYTHONPATH: when an HDF5 file whose name
+# contains $HOLD_H5_WRITE is closed after writing, it records that in $HOLD_H5_MARKER and waits
+# (to be killed), so a SIGKILL lands exactly after the artifact's data is written and before the
+# writer could finish the file (with a write-then-rename writer: before the rename).
+_HOLD_HOOK = """
+import os
+if os.environ.get("HOLD_H5_WRITE"):
+    import time
+    import h5py
 
-        read_artifact(superpoints, "superpoints", required=["point_superpoint"])
-    snakemake(["--unlock"], tmp_path)  # a SIGKILLed Snakemake leaves its lock behind
-    snakemake(["--rerun-incomplete"], tmp_path)
-    assert assert_same_artifacts(reference_run / "results", tmp_path / "results") >= 2
+    _close = h5py.File.close
+
+    def close(self):
+        if self.id.valid and self.mode == "r+" and os.environ["HOLD_H5_WRITE"] in os.path.basename(self.filename):
+            self.flush()
+            with open(os.environ["HOLD_H5_MARKER"] + ".part", "w") as marker:
+                marker.write(self.filename)
+            os.replace(os.environ["HOLD_H5_MARKER"] + ".part", os.environ["HOLD_H5_MARKER"])  # appears whole
+            time.sleep(3600)
+        _close(self)
+
+    h5py.File.close = close
+"""
+
+
+def test_killed_run_leaves_no_finished_looking_artifact_and_resumes(reference_run, tmp_path):
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_HOLD_HOOK)
+    marker = tmp_path / "held"
+    env = {**os.environ, "HOLD_H5_WRITE": "superpoints.h5", "HOLD_H5_MARKER": str(marker),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")]))}
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = subprocess.Popen(SNAKEMAKE + ["--configfile", str(TINY)], cwd=work, start_new_session=True, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole job tree, while superpoints holds its written file
+    proc.wait()
+    assert marker.exists(), "the superpoints job never finished writing its artifact before the kill"
+    scene_dir = work / "results" / "tiny_room"
+    assert not (scene_dir / "superpoints.h5").exists()  # nothing under the final name
+    leftovers = list(scene_dir.glob(".superpoints.h5.*.tmp"))
+    assert [p.name for p in leftovers] == [Path(marker.read_text()).name]  # only the temporary it was writing
+    snakemake(["--unlock"], work)  # a SIGKILLed Snakemake leaves its lock behind
+    snakemake(["--rerun-incomplete"], work)
+    assert not list(scene_dir.glob(".*.tmp"))  # the rerun removed the killed job's temporary
+    assert assert_same_artifacts(reference_run / "results", work / "results") >= 2
 
 
 def test_superpoints_are_reused_across_workflow_folders(tmp_path):

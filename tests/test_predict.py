@@ -142,3 +142,27 @@ def test_unsupervised_labels_keep_the_input_masks_an_untrained_model_would_lose(
         points = np.flatnonzero(mask[scene.point_superpoint])
         assert len(np.unique(art["point_instance"][points])) == 1 and art["point_instance"][points[0]] >= 0
     assert len(art["instance_score"]) == len(masks)
+
+
+def test_new_masks_rank_after_the_inputs_so_the_labels_score_at_least_the_inputs():
+    from pipeline.evaluate import instance_ap_from_labels
+    from pipeline.predict import with_input_masks
+
+    # 4 superpoints of 100 points each; GT: objects on superpoints 0 and 2, wall on 1.
+    point_superpoint = np.repeat(np.arange(4), 100)
+    gt = np.repeat([0, 1, 2, -1], 100)
+    labels = ["chair", "wall", "table"]
+    inputs = np.array([[1, 0, 0, 0], [0, 1, 0, 0]], bool)  # one right, one on the wall
+    new = np.array([[0, 0, 1, 0], [0, 1, 1, 1]], bool)  # a new right one, a wrong big one
+    masks, scores = with_input_masks(inputs, np.array([0.9, 0.4]), new, np.array([0.95, 0.99]), True)
+    assert scores[:2].tolist() == pytest.approx([0.9, 0.4]) and scores[2:].max() < 0.4
+    point_instance, kept = masks_to_point_labels(masks, scores, point_superpoint, min_points=1)
+    # painted first, the big new mask does not take the wall superpoint from the input mask
+    assert point_instance[100] == 1
+    alone, alone_scores = masks_to_point_labels(inputs, np.array([0.9, 0.4]), point_superpoint, min_points=1)
+    before = instance_ap_from_labels(gt, labels, alone, alone_scores)
+    after = instance_ap_from_labels(gt, labels, point_instance, kept)
+    assert after.ap50 >= before.ap50 and after.ap25 > before.ap25  # more recall, nothing lost
+    # ranked by the model instead, the big wrong mask comes first
+    masks, scores = with_input_masks(inputs, np.array([0.9, 0.4]), new, np.array([0.95, 0.99]), False)
+    assert scores.argmax() == 3

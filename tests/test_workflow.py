@@ -70,6 +70,10 @@ def test_tiny_config_runs_end_to_end(tmp_path):
     stored = json.loads((results / "metrics" / f"{final}.json").read_text())
     assert exported.ap == pytest.approx(stored["ap"]) and exported.ap50 == pytest.approx(stored["ap50"])
     assert (results / "export" / "spformer" / "train" / "tiny_room_inst_nostuff.pth").is_file()
+    # the default run's final labels used no ground truth: box mode from the room's boxes.json
+    labels = read_artifact(results / "pseudo_labels.h5", "pseudo_labels")
+    assert labels.attrs["mode"] == "box" and labels.attrs["boxes_source"] == "boxes.json"
+    assert scene.attrs["boxes_source"] == "boxes.json" and "oracle boxes" not in summary
     assert (results / "export" / "tiny_room_instances.ply").is_file()
     # a second run has nothing to do
     code, output = run_snakemake(["--cores", "2", "-n", "--configfile", str(REPO / "tests" / "tiny_config.yaml")], tmp_path)

@@ -104,7 +104,7 @@ def register(subparsers) -> None:
     parser.add_argument("superpoints_h5")
     parser.add_argument("--out", required=True, help="output features_3d.h5")
     parser.add_argument("--backend", choices=["handcrafted", "csc"])
-    parser.add_argument("--checkpoint", help="CSC checkpoint in this project's format (see pipeline/features/csc.py)")
+    parser.add_argument("--checkpoint", help="CSC checkpoint: the released MinkowskiEngine file (converted on load) or the output of `convert-csc`")
     parser.add_argument("--device")
     parser.add_argument("--params", help="JSON object of further parameters (the config section)")
     parser.set_defaults(func=_handle)

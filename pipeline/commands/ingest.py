@@ -33,6 +33,6 @@ def register(subparsers) -> None:
     parser.add_argument("--mesh", help="use this mesh instead of the scene's own (e.g. a fused mesh)")
     parser.add_argument(
         "--verify-images", choices=["all", "first"], default=DEFAULT_PARAMS["verify_images"],
-        help="check every image for corruption (all) or only the first frame's (first)",
+        help="decode every colour and depth image, naming any truncated or corrupt one (all), or only the first frame's (first)",
     )
     parser.set_defaults(func=_handle)

@@ -13,13 +13,15 @@ log = logging.getLogger(__name__)
 
 
 def training_masks(scene, train_config):
-    """M^0 of an unsupervised run: the file targets (ncut / lifted masks) of its last phase that has any."""
+    """M^0 of an unsupervised run, (masks, their own scores): the file targets (ncut / lifted
+    masks) of its last phase that has any; None when there are none."""
     from pipeline.train.selftrain import file_targets
 
     for phase in reversed(train_config.phases):
-        masks = file_targets(scene.sources, phase.targets, scene.sp_size, train_config.unsupervised.duplicate_iou)
+        masks, scores = file_targets(scene.sources, phase.targets, scene.sp_size,
+                                     train_config.unsupervised.duplicate_iou, scene.source_scores)
         if len(masks):
-            return masks
+            return masks, scores
     return None
 
 
@@ -36,6 +38,8 @@ def run_predict(model_path, inputs, out_path, params: dict | None = None) -> Pat
     unknown = set(params) - set(DEFAULT_PARAMS)
     if unknown:
         raise ValueError(f"predict: unknown key(s) {sorted(unknown)}; known: {sorted(DEFAULT_PARAMS)}")
+    if params["input_scores"] not in ("own", "model"):
+        raise ValueError(f"predict.input_scores must be own or model, got {params['input_scores']!r}")
     state = load_checkpoint_file(model_path)
     if not state.get("complete"):
         log.warning("%s is an unfinished checkpoint (step %s)", model_path, state.get("step"))

@@ -12,17 +12,24 @@ Checkpoint format (this project's; ``save_csc_checkpoint`` writes it)::
                 "arch": {"in_channels": 3, "out_channels": 96, "init_dim": 32,
                          "planes": [32, 64, 128, 256, 256, 128, 96, 96],
                          "layers": [2, 3, 4, 6, 2, 2, 2, 2], "conv1_kernel_size": 3,
-                         "voxel_size": 0.02},
+                         "voxel_size": 0.02, "normalize_output": False},
                 "state_dict": model.state_dict()}, path)
 
-Loading is strict (missing, unexpected and mis-shaped keys are listed). MinkowskiEngine weights
-must be converted first (ME kernels are (K^3, in, out), spconv's are (out, k, k, k, in), and ME
-kernel offsets are ordered differently); that converter is not part of this module.
+Loading is strict (missing, unexpected and mis-shaped keys are listed). The released CSC weights
+are a MinkowskiEngine model: ``python -m pipeline convert-csc RELEASED.pth --out csc_spconv.pth``
+(``pipeline/features/csc_convert.py``) writes them in this format, and ``load_csc_checkpoint``
+also converts such a file on load. ``arch.normalize_output`` scales the final features to unit
+length, as CSC's pre-training model does (``net.normalize_feature``).
+
+Voxels sit on the absolute grid ``floor(xyz / voxel_size)`` (shifted by a multiple of 16 voxels to
+keep indices >= 0), as in MinkowskiEngine, so the stride-2 levels group the same voxels as there.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import tempfile
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -33,6 +40,8 @@ from torch import nn
 
 from pipeline.errors import InputError
 from pipeline.checkpoints import load_checked_state_dict, read_torch_file, require_checkpoint
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "res16unet-spconv"
 CHECKPOINT_VERSION = 1
@@ -51,6 +60,7 @@ class Res16UNetArch:
     layers: list = field(default_factory=lambda: [2, 3, 4, 6, 2, 2, 2, 2])
     conv1_kernel_size: int = 3
     voxel_size: float = 0.02
+    normalize_output: bool = False  # unit-length final features (CSC pre-training's normalize_feature)
 
     @staticmethod
     def small() -> "Res16UNetArch":
@@ -75,6 +85,25 @@ def _spconv():
     return spconv
 
 
+class Pointwise(nn.Module):
+    """A 1x1x1 convolution on the features, with spconv's parameter names and shapes
+    (``weight`` (out, 1, 1, 1, in), ``bias`` (out,)).
+
+    spconv 2.3's own 1x1 ``SubMConv3d`` multiplies by ``weight.view(in, out)``, which is not the
+    (out, 1, 1, 1, in) layout its other kernels use, so a kernel written in that layout (a converted
+    one) would be scrambled; this module computes ``features @ weight.view(out, in).T + bias``."""
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(out_channels, 1, 1, 1, in_channels))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        nn.init.kaiming_uniform_(self.weight.view(out_channels, in_channels), a=5 ** 0.5)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        out = features @ self.weight.view(self.weight.shape[0], -1).t()
+        return out if self.bias is None else out + self.bias
+
+
 class BasicBlock(nn.Module):
     """Two submanifold 3x3x3 convolutions with a residual (1x1x1 projection when widths differ)."""
 
@@ -87,14 +116,14 @@ class BasicBlock(nn.Module):
         self.norm2 = nn.BatchNorm1d(planes)
         self.downsample = None
         if inplanes != planes:
-            self.downsample = sp.SparseSequential(sp.SubMConv3d(inplanes, planes, 1, bias=False, indice_key=key + "_1x1"), nn.BatchNorm1d(planes))
+            self.downsample = nn.Sequential(Pointwise(inplanes, planes), nn.BatchNorm1d(planes))
 
     def forward(self, x):
-        residual = x if self.downsample is None else self.downsample(x)
+        residual = x.features if self.downsample is None else self.downsample(x.features)
         out = self.conv1(x)
         out = out.replace_feature(torch.relu(self.norm1(out.features)))
         out = self.conv2(out)
-        return out.replace_feature(torch.relu(self.norm2(out.features) + residual.features))
+        return out.replace_feature(torch.relu(self.norm2(out.features) + residual))
 
 
 def _stage(inplanes: int, planes: int, blocks: int, key: str) -> nn.Module:
@@ -128,7 +157,7 @@ class Res16UNet(nn.Module):
             inplanes = out
         self.down, self.down_norm, self.encoder = nn.ModuleList(downs), nn.ModuleList(down_norms), nn.ModuleList(stages)
         self.up, self.up_norm, self.decoder = nn.ModuleList(ups), nn.ModuleList(up_norms), nn.ModuleList(up_stages)
-        self.final = sp.SubMConv3d(p[7], arch.out_channels, 1, bias=True, indice_key="subm1")
+        self.final = Pointwise(p[7], arch.out_channels, bias=True)
 
     def forward(self, x) -> dict[int, object]:
         """Sparse tensor in; {stride: sparse tensor} out (1 = final layer, 2..16 = decoder stages)."""
@@ -145,21 +174,43 @@ class Res16UNet(nn.Module):
             x = x.replace_feature(torch.cat((torch.relu(norm(x.features)), skips[3 - level].features), dim=1))
             x = stage(x)
             outputs[2 ** (3 - level)] = x
-        outputs[1] = self.final(x)
+        final = x.replace_feature(self.final(x.features))
+        if self.arch.normalize_output:
+            final = final.replace_feature(final.features / final.features.norm(dim=1, keepdim=True).clamp_min(1e-12))
+        outputs[1] = final
         return outputs
 
 
 def save_csc_checkpoint(path: str | os.PathLike, model: Res16UNet, arch: Res16UNetArch) -> Path:
+    """Write the checkpoint atomically (a temporary file beside ``path``, renamed when complete)."""
     path = Path(path)
-    torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "arch": asdict(arch),
-                "state_dict": model.state_dict()}, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "arch": asdict(arch),
+                    "state_dict": model.state_dict()}, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 
 def load_csc_checkpoint(path: str | os.PathLike | None) -> tuple[Res16UNet, Res16UNetArch]:
-    """Read a checkpoint in this project's format, build the network it describes, load strictly."""
+    """Read a checkpoint in this project's format, build the network it describes, load strictly.
+
+    A released CSC checkpoint (MinkowskiEngine Res16UNet) is converted on load instead, with the
+    converter's defaults (see ``csc_convert``); ``convert-csc`` does it once, ahead of time."""
     path = require_checkpoint(path, "CSC", "features_3d.csc.checkpoint")
     content = read_torch_file(path)
+    from pipeline.features import csc_convert
+
+    if not (isinstance(content, dict) and content.get("format") == CHECKPOINT_FORMAT) \
+            and csc_convert.is_minkowski_checkpoint(content):
+        log.info("%s is a MinkowskiEngine (released CSC) checkpoint: converting it on load", path)
+        return csc_convert.convert_checkpoint_content(content, path)
     found = sorted(content)[:8] if isinstance(content, dict) else type(content).__name__
     if not isinstance(content, dict) or not {"format", "state_dict", "arch"} <= set(content) \
             or content["format"] != CHECKPOINT_FORMAT:
@@ -174,8 +225,12 @@ def load_csc_checkpoint(path: str | os.PathLike | None) -> tuple[Res16UNet, Res1
 
 
 def voxelize(points: np.ndarray, voxel_size: float) -> tuple[np.ndarray, np.ndarray]:
-    """Integer voxel coordinates (V, 3) >= 0 and the voxel of each point (N,)."""
-    grid = np.floor((points - points.min(axis=0)) / voxel_size).astype(np.int64)
+    """Integer voxel coordinates (V, 3) >= 0 and the voxel of each point (N,).
+
+    Voxels are MinkowskiEngine's ``floor(xyz / voxel_size)``, shifted by a multiple of 16 so that
+    the four stride-2 levels pool the same voxels together as the MinkowskiEngine model would."""
+    grid = np.floor(np.asarray(points, np.float64) / voxel_size).astype(np.int64)
+    grid -= np.floor_divide(grid.min(axis=0), 16) * 16
     voxels, point_voxel = np.unique(grid, axis=0, return_inverse=True)
     return voxels.astype(np.int32), point_voxel.reshape(-1)
 

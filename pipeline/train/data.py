@@ -58,6 +58,7 @@ class TrainScene:
     boxes: SceneBoxes | None = None
     box_fractions: np.ndarray | None = None  # (B, S) share of each superpoint inside each box
     sources: dict[str, np.ndarray] = field(default_factory=dict)  # "ncut" / "lifted": (K, S) in [0, 1]
+    source_scores: dict[str, np.ndarray] = field(default_factory=dict)  # (K,) each source mask's own score
     views: ViewMasks | None = None
     gt_instance: np.ndarray | None = None  # (N,) for evaluation only, never used in training
     gt_labels: np.ndarray | None = None
@@ -136,15 +137,26 @@ def load_scene(inputs: SceneInputs, label_index: dict[str, int] | None = None, w
             raise InputError(inputs.ncut, f"masks cover {masks.shape[1]} superpoints, {inputs.superpoints} has "
                                           f"{n_superpoints}; rerun ncut")
         result.sources["ncut"] = masks.astype(np.float32)
+        result.source_scores["ncut"] = _mask_scores(art, len(masks))
     if inputs.lifted is not None:
         art = read_artifact(inputs.lifted, "lifted", required=["point_instance"])
         point_instance = art["point_instance"].astype(np.int64)
         _check_length(point_instance, n, inputs.lifted, "point_instance")
         result.sources["lifted"] = label_fractions(point_instance, point_superpoint, sp_size)
+        result.source_scores["lifted"] = _mask_scores(art, len(result.sources["lifted"]))
         views = view_masks_from_lifted(art, n)
         if views is not None and len(views.point):
             result.views = views
     return result
+
+
+def _mask_scores(art, n_masks: int) -> np.ndarray:
+    """The artifact's ``instance_score`` for its first ``n_masks`` instances (1 where it has none)."""
+    scores = np.ones(n_masks, np.float32)
+    if "instance_score" in art:
+        given = np.asarray(art["instance_score"], np.float32).ravel()[:n_masks]
+        scores[: len(given)] = given
+    return scores
 
 
 def view_masks_from_lifted(art, n_points: int) -> ViewMasks | None:

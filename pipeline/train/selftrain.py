@@ -62,36 +62,53 @@ def mask_iou_np(a: np.ndarray, b: np.ndarray, sp_size: np.ndarray) -> np.ndarray
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def merge_mask_sources(sources: list[np.ndarray], sp_size: np.ndarray, duplicate_iou: float) -> np.ndarray:
+def merge_mask_sources(sources: list[np.ndarray], sp_size: np.ndarray, duplicate_iou: float,
+                       scores: list[np.ndarray] | None = None):
     """Union of mask sets (each (K_i, S) in [0, 1]) in order; a mask whose binarised IoU with one
-    already taken is at least ``duplicate_iou`` is dropped. Empty masks are dropped."""
+    already taken is at least ``duplicate_iou`` is dropped. Empty masks are dropped. With
+    ``scores`` (one (K_i,) array per set) returns (masks, scores of the kept masks)."""
     n_superpoints = len(sp_size)
     taken: list[np.ndarray] = []
-    for masks in sources:
-        for mask in np.asarray(masks, np.float32).reshape(-1, n_superpoints):
+    kept_scores: list[float] = []
+    for index, masks in enumerate(sources):
+        masks = np.asarray(masks, np.float32).reshape(-1, n_superpoints)
+        for row, mask in enumerate(masks):
             binary = mask > 0.5
             if not binary.any():
                 continue
             if taken and mask_iou_np(binary[None], np.stack(taken) > 0.5, sp_size).max() >= duplicate_iou:
                 continue
             taken.append(mask)
-    return np.stack(taken) if taken else np.zeros((0, n_superpoints), np.float32)
+            kept_scores.append(float(scores[index][row]) if scores is not None else 1.0)
+    merged = np.stack(taken) if taken else np.zeros((0, n_superpoints), np.float32)
+    return (merged, np.asarray(kept_scores, np.float32)) if scores is not None else merged
 
 
 FILE_SOURCES = ("ncut", "lifted")
 
 
-def file_targets(sources: dict[str, np.ndarray], targets, sp_size: np.ndarray, duplicate_iou: float) -> np.ndarray:
-    """A scene's pseudo-masks from file sources for a phase's ``targets``: each target is a source
-    name or alternatives ("lifted|ncut": the first of them this scene has masks from); their union
-    with duplicates dropped (``merge_mask_sources``). Non-file targets (predicted, ...) add nothing."""
+def chosen_file_sources(sources: dict[str, np.ndarray], targets) -> list[str]:
+    """The file sources a phase's ``targets`` take from a scene: each target is a source name or
+    alternatives ("lifted|ncut": the first of them this scene has masks from)."""
     chosen = []
     for target in targets:
         for name in target.split("|"):
             if name in FILE_SOURCES and len(sources.get(name, ())):
-                chosen.append(sources[name])
+                chosen.append(name)
                 break
-    return merge_mask_sources(chosen, sp_size, duplicate_iou)
+    return chosen
+
+
+def file_targets(sources: dict[str, np.ndarray], targets, sp_size: np.ndarray, duplicate_iou: float,
+                 source_scores: dict[str, np.ndarray] | None = None):
+    """A scene's pseudo-masks from file sources for a phase's ``targets`` (``chosen_file_sources``):
+    their union with duplicates dropped (``merge_mask_sources``); non-file targets (predicted, ...)
+    add nothing. With ``source_scores`` also returns each kept mask's score in its source."""
+    names = chosen_file_sources(sources, targets)
+    scores = None
+    if source_scores is not None:
+        scores = [source_scores.get(name, np.ones(len(sources[name]), np.float32)) for name in names]
+    return merge_mask_sources([sources[name] for name in names], sp_size, duplicate_iou, scores)
 
 
 def predicted_masks(output: NetOutput, sp_size: torch.Tensor, config: SelfTrainConfig) -> tuple[np.ndarray, np.ndarray]:

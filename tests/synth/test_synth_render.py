@@ -40,17 +40,21 @@ def test_depth_of_a_wall_facing_the_camera_is_its_distance():
 def test_depth_of_a_floor_seen_at_45_degrees_matches_trigonometry():
     floor = _quad_room([(-20, -20, 0), (20, -20, 0), (20, 20, 0), (-20, 20, 0)])
     height, size = 1.5, (161, 121)
-    intrinsic = default_intrinsic(*size)
+    # A wide view (fy = 40 px, about 113 degrees vertically) so the horizon, 45 degrees above the
+    # optical axis, lies inside the image.
+    intrinsic = default_intrinsic(*size, focal_ratio=0.25)
     pose = look_at((0, 0, height), (height, 0, 0))  # pitched down by 45 degrees
     (_, depth, instance), = render_frames(floor, [pose], intrinsic, size, max_depth=30.0)
-    for row in (60, 90, 120, 40):
+    for row in (60, 90, 120, 40, 30):
         below_axis = np.arctan((row - intrinsic[1, 2]) / intrinsic[1, 1])
         expected = height / np.sin(np.pi / 4 + below_axis) * np.cos(below_axis)  # z-depth on the axis
         assert depth[row, 80] == pytest.approx(expected * 1000, abs=1.0)
+        assert instance[row, 80] == 0
     # Rays at or above the horizon never reach the floor: no reading, no instance.
     horizon_row = int(np.floor(intrinsic[1, 2] - intrinsic[1, 1]))
-    if horizon_row >= 0:
-        assert np.all(depth[: horizon_row + 1] == 0) and np.all(instance[: horizon_row + 1] == -1)
+    assert 10 <= horizon_row < 30  # the horizon is in view (row 19), with rows above it
+    assert np.all(depth[: horizon_row + 1] == 0) and np.all(instance[: horizon_row + 1] == -1)
+    assert np.all(depth[30:] > 0) and np.all(instance[30:] == 0)  # and the floor fills every row below
 
 
 def test_max_depth_cuts_far_surfaces():

@@ -70,6 +70,7 @@ def test_run_train_resumes_from_its_checkpoint_file(tmp_path):
     assert load_checkpoint_file(changed)["step"] == 3
 
 
+@pytest.mark.slow  # 80 demo-preset training steps (about 15 s on 2 cores): `make test-all` runs it
 def test_student_overfits_one_scene():
     """Demo preset, one synthetic scene, no augmentation: the student's masks match the
     teacher's pseudo-masks with IoU > 0.9 for every box."""
@@ -90,22 +91,47 @@ def test_student_overfits_one_scene():
     assert len(iou) == scene.boxes.n_boxes and iou.min() > 0.9, iou
 
 
-def test_unsupervised_phases_with_mask_addition():
+def test_unsupervised_phases_with_mask_addition(monkeypatch):
+    """Mask addition through the trainer's own path: at the start of the self-training phase the
+    student predicts (loop: ``predicted_masks`` on its output), predictions under ``tau_conf`` are
+    dropped, and of the rest only those no file mask covers (``novel_masks``) join the targets."""
+    import pipeline.train.loop as loop
+
     scene, _, gt_box = room_scene(0, "tiny", with_boxes=False)
     masks = gt_superpoint_masks(scene, gt_box)
+    assert len(masks) >= 6
     scene.sources["ncut"] = masks[::2]  # half of the objects, as an incomplete NCut would give
     scene.sources["lifted"] = masks[1:3]  # overlaps ncut's mask 2 (a duplicate) and adds mask 1
+    # A tiny model trained for 2 steps predicts nothing reliable, so its predictions are replaced by
+    # known ones after the real prediction ran: object 3 (no file mask covers it) confidently,
+    # object 0 (ncut has it) confidently, object 5 (not covered either) below tau_conf.
+    planted = (masks[[3, 0, 5]] > 0.5), np.array([0.9, 0.95, 0.3], np.float32)
+    calls, real_predicted_masks = [], loop.predicted_masks
+
+    def predicted_masks(output, sp_size, config):
+        real_predicted_masks(output, sp_size, config)  # the real call on the student's output still runs
+        calls.append(config.tau_conf)
+        return planted
+
+    monkeypatch.setattr(loop, "predicted_masks", predicted_masks)
     phases = [{"name": "first", "targets": ["ncut", "lifted"], "iterations": 2},
               {"name": "views", "targets": ["lifted_views"], "iterations": 2},  # no per-view masks: skipped
               {"name": "self", "targets": ["ncut", "lifted", "predicted"], "iterations": 2}]
-    config = resolve({**TINY, "unsupervised": {"phases": phases, "tau_conf": 0.0}})
+    config = resolve({**TINY, "unsupervised": {"phases": phases, "tau_conf": 0.5}})
     trainer = Trainer([scene], config, "unsupervised", ["object"])
     assert [p.name for p in trainer.phases] == ["first", "self"]
     merged = trainer.phase_targets(0, trainer.phases[0])
     assert len(merged) == len(masks[::2]) + 1
     trainer.run()
     assert trainer.complete and trainer.step == 4
-    assert 0 in trainer.predicted  # predictions were made for the self-training phase
+    assert calls == [0.5]  # predicted once, at the start of the self phase
+    # tau_conf dropped object 5's prediction; objects 3 and 0 are the confident ones.
+    np.testing.assert_array_equal(trainer.predicted[0], planted[0][:2])
+    # Only object 3 is new: the self phase trained on the file masks plus it, not on object 0 again.
+    targets = trainer.phase_targets(0, trainer.phases[1])
+    assert len(targets) == len(merged) + 1
+    np.testing.assert_array_equal(targets[:-1], merged)
+    np.testing.assert_array_equal(targets[-1] > 0.5, masks[3] > 0.5)
 
 
 def test_unsupervised_per_view_phase_trains_on_crops():

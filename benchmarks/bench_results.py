@@ -1,0 +1,246 @@
+"""Benchmark results as JSON files, and the README rows made from them.
+
+Every benchmark takes ``--json PATH`` and writes one file::
+
+    {"benchmark": "superpoints", "date": "2026-12-02", "quick": false,
+     "machine": {"cpu": "AMD EPYC", "cores": 2, "memory_gib": 23.4, "python": "3.11.7", ...},
+     "command": [...], "data": {...the benchmark's own numbers...}}
+
+``make bench`` (``benchmarks/run_all.py``) runs every benchmark in full mode into
+``benchmarks/results/`` and then rewrites the README's Performance rows of the benchmarks that have
+a renderer here (``ROWS``) from those files; ``make bench-quick`` runs short versions into
+``benchmarks/out/quick/`` (not kept, README untouched). ``tests/test_benchmark_results.py`` checks
+that the README's rows are exactly what these files render, so the README cannot drift from the
+measurements it quotes.
+
+    python benchmarks/bench_results.py --check          # README rows == rendered rows? (exit 1 if not)
+    python benchmarks/bench_results.py --update-readme  # rewrite those rows in place
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+README = REPO / "README.md"
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------------
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict:
+    """What the numbers were measured on (no host name)."""
+    info = {"cpu": _cpu_model(), "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "python": platform.python_version(), "system": platform.system()}
+    try:
+        pages, page = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        info["memory_gib"] = round(pages * page / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    try:
+        info["load_average_1min"] = round(os.getloadavg()[0], 2)  # how busy the machine was
+    except OSError:
+        pass
+    import numpy
+
+    info["numpy"] = numpy.__version__
+    return info
+
+
+def write_result(path: str | os.PathLike | None, benchmark: str, data: dict, quick: bool = False) -> Path | None:
+    """Write one benchmark's numbers (``data``: JSON-serialisable) with date and machine; None: no path."""
+    if path is None:
+        return None
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"benchmark": benchmark, "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
+              "quick": bool(quick), "machine": machine(), "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+              "data": data}
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=1, default=_jsonable) + "\n")
+    os.replace(tmp, path)
+    print(f"results written to {path}")
+    return path
+
+
+def _jsonable(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+# ---------------------------------------------------------------------------------------------
+# README rows
+# ---------------------------------------------------------------------------------------------
+
+
+def _where(record: dict) -> str:
+    m = record["machine"]
+    return f"{record['date']}, {m['cores']} cores {m['cpu']}"
+
+
+def _superpoints_row(record: dict) -> str:
+    d = record["data"]
+    ref, big = d["redkitchen"], d.get("large")
+    identical = "identical segments" if ref["identical"] and ref["cli_identical"] else f"ARI {ref['ari']:.6f}"
+    text = (f"{identical}; in process {ref['warm_s'] * 1000:.0f} ms ({ref['warm_s'] / ref['reference_s']:.2f}x the "
+            f"C++ tool's {ref['reference_s']:g} s); whole process (`python -m pipeline superpoints`, PLY read and "
+            f"JSON written) {ref['cli_s']:.2f} s ({ref['cli_s'] / ref['reference_s']:.1f}x)")
+    if big:
+        text += (f"; {big['vertices'] / 1000:.0f}k vertices: in process {big['warm_s'] * 1000:.0f} ms "
+                 f"({big['warm_s'] / big['reference_s']:.2f}x), whole process {big['cli_s']:.2f} s "
+                 f"({big['cli_s'] / big['reference_s']:.1f}x the C++ tool's {big['reference_s']:g} s)")
+    return (f"| `superpoints.py` | Felzenszwalb superpoints vs ScanNet's Segmentator (C++ -O3; its times from "
+            f"`../shared/data/README.md`) on redkitchen ({ref['vertices'] / 1000:.0f}k vertices)"
+            + (f" and a {big['vertices'] / 1000:.0f}k-vertex mesh (redkitchen plus a shifted part of it)" if big else "")
+            + f" | {text} ({_where(record)}) |")
+
+
+def _tracking_row(record: dict) -> str:
+    d = record["data"]
+    rows = d["rows"]
+    last = rows[-1]
+    peaks = " / ".join(f"{r['peak_mib']:.0f}" for r in rows)
+    counts = " / ".join(str(r["frames"]) for r in rows)
+    return (f"| `tracking.py` | the `track` stage itself (`run_track`: keyframe masks read, label maps streamed to "
+            f"`tracks.h5`), {d['tracker']} tracker, {d['width']}x{d['height']}, in a fresh process per frame count "
+            f"| {last['frames'] / last['seconds']:.1f} fps over {last['frames']} frames; peak RSS {peaks} MiB for "
+            f"{counts} frames ({_where(record)}) |")
+
+
+def _ncut_row(record: dict) -> str:
+    d = record["data"]
+    scenes = {s["scene"]: s for s in d["scenes"]}
+    parts = [f"reference and production both best of {d['repeats']}; every mask IoU >= {d['min_iou']:.3f}"
+             if d["n_below"] == 0 else f"{d['n_below']} masks below IoU 0.95 (min {d['min_iou']:.3f})"]
+    if "redkitchen" in scenes:
+        s = scenes["redkitchen"]
+        parts.append(f"{s['ref_s'] / s['prod_s']:.0f}x faster on redkitchen ({s['ref_s']:.2f} s vs {s['prod_s']:.2f} s; "
+                     f"the dense reference's speed depends on the LAPACK build)")
+    parts.append(f"{d['ref_s'] / d['prod_s']:.0f}x over all scenes")
+    if "scene0000_00" in scenes and scenes["scene0000_00"]["ap"] is not None:
+        s = scenes["scene0000_00"]
+        parts.append(f"scene0000_00 (18 classes) AP / AP50 / AP25 {s['ap']:.3f} / {s['ap50']:.3f} / {s['ap25']:.3f}, "
+                     f"{s['masks']} masks covering {100 * s['covered']:.0f} % of the points, largest {100 * s['largest']:.0f} %")
+    if d.get("synthetic_mean"):
+        m = d["synthetic_mean"]
+        parts.append(f"{m['rooms']} generated rooms {m['ap']:.3f} / {m['ap50']:.3f} / {m['ap25']:.3f}")
+    return (f"| `ncut.py` | masked NCut vs a dense generalised eigensolver, and mask quality on scene0000_00 and "
+            f"synthetic rooms | {'; '.join(parts)} ({_where(record)}) |")
+
+
+def _bench_row(records: dict) -> str:
+    dates = sorted(r["date"] for r in records.values())
+    return (f"| `run_all.py` (`make bench`) | every benchmark above, full mode, each writing JSON to `benchmarks/results/` "
+            f"(`make bench-quick`: short runs into `benchmarks/out/quick/`) | the rows of "
+            f"{', '.join(f'`{name}.py`' for name in sorted(records))} are rendered from those files "
+            f"(`benchmarks/bench_results.py`; `tests/test_benchmark_results.py` checks them); measured "
+            f"{dates[0]}{' to ' + dates[-1] if dates[-1] != dates[0] else ''} |")
+
+
+ROWS = {"superpoints": _superpoints_row, "tracking": _tracking_row, "ncut": _ncut_row}
+
+
+def load_results(folder: Path = RESULTS) -> dict[str, dict]:
+    """Full-mode result files that have a README row, by benchmark name."""
+    records = {}
+    for path in sorted(folder.glob("*.json")):
+        record = json.loads(path.read_text())
+        if record.get("benchmark") in ROWS and not record.get("quick"):
+            records[record["benchmark"]] = record
+    return records
+
+
+def rendered_rows(folder: Path = RESULTS) -> dict[str, str]:
+    """Row key (its first cell) -> the README row rendered from the result files."""
+    records = load_results(folder)
+    rows = {f"| `{name}.py` |": ROWS[name](record) for name, record in records.items()}
+    if records:
+        rows["| `run_all.py` (`make bench`) |"] = _bench_row(records)
+    return rows
+
+
+def readme_mismatches(readme: str, rows: dict[str, str]) -> list[str]:
+    """What differs between the README and the rendered rows (empty: they match)."""
+    problems = []
+    for key, row in rows.items():
+        found = [line for line in readme.splitlines() if line.startswith(key)]
+        if len(found) != 1:
+            problems.append(f"README has {len(found)} rows starting with {key!r} (expected 1)")
+        elif found[0] != row:
+            problems.append(f"README row differs from the results:\n  README:   {found[0]}\n  rendered: {row}")
+    return problems
+
+
+def update_readme(readme_path: Path = README, folder: Path = RESULTS) -> int:
+    """Rewrite the README rows that the result files render (only those lines); the bench row is added
+    after the last of them when missing. Returns the number of lines changed."""
+    rows = rendered_rows(folder)
+    lines = readme_path.read_text().splitlines(keepends=True)
+    changed, last = 0, None
+    for i, line in enumerate(lines):
+        for key, row in rows.items():
+            if line.startswith(key):
+                last = i
+                if line.rstrip("\n") != row:
+                    lines[i] = row + "\n"
+                    changed += 1
+    bench_key = "| `run_all.py` (`make bench`) |"
+    if bench_key in rows and not any(line.startswith(bench_key) for line in lines) and last is not None:
+        # after the last row of the same table
+        end = last
+        while end + 1 < len(lines) and lines[end + 1].startswith("| "):
+            end += 1
+        lines.insert(end + 1, rows[bench_key] + "\n")
+        changed += 1
+    if changed:
+        readme_path.write_text("".join(lines))
+    return changed
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--check", action="store_true", help="exit 1 when the README rows differ from the results")
+    group.add_argument("--update-readme", action="store_true", help="rewrite the README rows from the results")
+    args = parser.parse_args(argv)
+    if args.update_readme:
+        print(f"README: {update_readme(README, args.results)} row(s) updated")
+        return 0
+    rows = rendered_rows(args.results)
+    if args.check:
+        problems = readme_mismatches(README.read_text(), rows)
+        print("\n".join(problems) or f"README matches {len(rows)} rendered rows")
+        return 1 if problems else 0
+    print("\n".join(rows.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
