@@ -8,7 +8,7 @@ to the smallest-box rule (Box2Mask's heuristic) on the same points, and the clas
 AP / AP50 / AP25 of the final pseudo-labels next to the masks they started from (the raw boxes,
 and the smallest-box labels).
 
-    python benchmarks/overlap_assignment.py --seeds 0 1 2 3 --iterations 120
+    python benchmarks/overlap_assignment.py --seeds 0 1 2 3      # the demo preset's steps, as the DAG
     python benchmarks/overlap_assignment.py --results results   # score an existing DAG run (either mode)
 
 With --results it scores every results/<scene>/pseudo_labels.h5 against the scene's ground
@@ -89,7 +89,9 @@ def run_box_benchmark(args) -> None:
     from pipeline.commands.train import run_train, scene_inputs_from_dir
 
     work = Path(args.work)
-    params = {"preset": "demo", "iterations": args.iterations, "log_every": 0, **json.loads(args.params or "{}")}
+    params = {"preset": "demo", "log_every": 0, **json.loads(args.params or "{}")}
+    if args.iterations is not None:
+        params["iterations"] = args.iterations
     rows = []
     started = time.monotonic()
     seeds = list(args.seeds)
@@ -106,7 +108,7 @@ def run_box_benchmark(args) -> None:
             row = score_box_mode(folder)
             row.update(scene=folder.name, train_seconds=train_seconds)
             rows.append(row)
-    print(f"box mode, demo preset, {args.iterations} iterations per model of {args.scenes_per_model} rooms, "
+    print(f"box mode, demo preset, {args.iterations or 'preset'} iterations per model of {args.scenes_per_model} rooms, "
           f"params {json.dumps(params)}")
     print(f"{'scene':8} {'overlap pts':>11} | {'teacher pt':>10} {'inst':>6} | {'smallest pt':>11} {'inst':>6} | "
           f"{'AP/AP50/AP25 final':>22} | {'boxes':>22} | {'smallest-box':>22}")
@@ -163,7 +165,7 @@ def run_results_benchmark(args) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
-    parser.add_argument("--iterations", type=int, default=120, help="training steps per model (demo DAG: 120)")
+    parser.add_argument("--iterations", type=int, help="training steps per model (default: the demo preset's, as the DAG)")
     parser.add_argument("--scenes-per-model", type=int, default=2)
     parser.add_argument("--params", help="JSON train overrides, e.g. '{\"box\": {\"centre_similarity\": \"dot\"}}'")
     parser.add_argument("--work", default="/tmp/overlap_benchmark", help="scratch folder (scenes are reused)")

@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_results import RESULTS, update_readme  # noqa: E402
+from bench_results import RESULTS, ensure_envelope, update_readme  # noqa: E402
 
 QUICK_OUT = REPO / "benchmarks" / "out" / "quick"
 
@@ -61,6 +61,8 @@ def main(argv=None) -> int:
         with open(out / f"{name}.log", "w") as log:
             code = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode
         seconds = time.monotonic() - started
+        if code == 0:  # every result file carries date and machine, whoever wrote it
+            ensure_envelope(out / f"{name}.json", name, args.quick, [Path(c).name for c in command[1:2]] + command[2:])
         summary.append(f"{name:20s} {'ok' if code == 0 else f'FAILED ({code})':>12s} {seconds:7.0f} s")
         print(f"   {'ok' if code == 0 else f'failed with exit code {code}, see ' + str(out / (name + '.log'))} "
               f"({seconds:.0f} s)", flush=True)

@@ -4,19 +4,21 @@
 
 On the RedKitchen mesh (89k vertices) and on a 159k-vertex mesh (RedKitchen plus a copy of a part
 of it, shifted 20 m, so the surface statistics stay real) it prints the in-process segmentation time
-(after numba warm-up) and the whole-process time of ``python -m pipeline superpoints MESH --out
-x.json`` (start-up, PLY read and JSON write included), each as a ratio to the C++ -O3
+(kernels warm) and the whole-process time of ``python -m pipeline superpoints MESH --out x.json``
+(start-up, PLY read and JSON write included; wall and CPU time), each as a ratio to the C++ -O3
 Segmentator's whole-process time on a mesh of that size (0.2 s and 0.32 s, measured where the data
 was made: ``../shared/data/README.md``; the Segmentator is not installed here). Goal: the whole
-process within 3x the C++ tool. Also printed: a per-step breakdown, the first call's cost (cold
-numba cache = compile; warm cache = load), ARI / segment counts against the reference segs.json;
-point-cloud mode against mesh mode on the same vertices, and on a synthetic room (not in --quick).
+process within 3x the C++ tool. Also printed: a per-step breakdown, the first call's cost with the
+C kernels and with the numba fallback (empty cache = build / compile; cached = load), the whole
+process with the numba kernels, ARI / segment counts against the reference segs.json; point-cloud
+mode against mesh mode on the same vertices, and on a synthetic room (not in --quick).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -56,32 +58,45 @@ def timed(fn, repeats):
     return statistics.median(times), result
 
 
-def first_call_seconds(ply: Path, cache_dir: str | None) -> float:
-    """Time of the first segment_mesh call in a fresh process (numba compile or cache load)."""
+def kernel_env(kernels: str, cache_dir: str | None = None) -> dict:
+    """Environment selecting the C kernels or the numba fallback; ``cache_dir``: an empty cache
+    for both (first call = build the C library / compile with numba)."""
+    env = dict(os.environ)
+    env.pop("SCAN_PSEUDOLABELS_KERNELS", None)
+    if kernels == "numba":
+        env["SCAN_PSEUDOLABELS_KERNELS"] = "numba"
+    if cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = env["SCAN_PSEUDOLABELS_CACHE"] = cache_dir
+    return env
+
+
+def first_call_seconds(ply: Path, env: dict) -> float:
+    """Time of the first segment_mesh call in a fresh process (kernel build or load included)."""
     code = (
         "import time, sys; sys.path.insert(0, %r)\n"
         "from pipeline.ply import read_ply\nfrom pipeline import superpoints as sp\n"
         "m = read_ply(%r)\nt = time.perf_counter(); sp.segment_mesh(m.vertices, m.faces)\n"
         "print(time.perf_counter() - t)\n"
     ) % (str(ROOT), str(ply))
-    env = dict(os.environ)
-    if cache_dir is not None:
-        env["NUMBA_CACHE_DIR"] = cache_dir
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def cli_seconds(ply: Path, out_json: Path, repeats: int) -> float:
-    """Median wall time of ``python -m pipeline superpoints PLY --out JSON`` (one untimed run first:
-    numba's cache and the OS file cache warm, as for any run after the first)."""
-    times = []
+def cli_seconds(ply: Path, out_json: Path, repeats: int, env: dict | None = None) -> tuple[float, float]:
+    """Median wall time and CPU time (user + system) of ``python -m pipeline superpoints PLY --out
+    JSON``; one untimed run first (kernel cache and OS file cache warm, as for any run after the
+    first). CPU time is the steadier figure on a shared machine (this one process is single-threaded)."""
+    times, cpu = [], []
     for i in range(repeats + 1):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "pipeline", "superpoints", str(ply), "--out", str(out_json)],
-                       cwd=ROOT, check=True, capture_output=True)
+                       cwd=ROOT, check=True, capture_output=True, env=env)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if i:
             times.append(time.perf_counter() - start)
-    return statistics.median(times)
+            cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return statistics.median(times), statistics.median(cpu)
 
 
 def large_mesh(mesh, n_vertices: int, path: Path) -> Path:
@@ -147,7 +162,7 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path, help="write the numbers as JSON here")
     parser.add_argument("--quick", action="store_true",
-                        help="3 repeats, no cold-cache compile, no point-cloud and synthetic comparisons")
+                        help="3 repeats, no empty-cache builds, no point-cloud and synthetic comparisons")
     args = parser.parse_args(argv)
     if args.quick:
         args.repeats = 3
@@ -158,28 +173,36 @@ def main(argv=None) -> None:
     print(f"RedKitchen mesh: {len(mesh.vertices):,} vertices, {len(mesh.faces):,} faces; kThresh 0.01, segMinVerts 20")
     results = {}
 
-    compile_s = None
-    if not args.quick:
-        with tempfile.TemporaryDirectory() as cold_cache:
-            compile_s = first_call_seconds(ply, cold_cache)
-    load_s = first_call_seconds(ply, None)
+    from pipeline._ckernels import library
+
+    kernels = "c" if library() is not None else "numba"
+    first_call = {}
+    for name in ("c", "numba") if kernels == "c" else ("numba",):
+        if not args.quick:
+            with tempfile.TemporaryDirectory() as cold_cache:
+                first_call[f"{name}_cold"] = first_call_seconds(ply, kernel_env(name, cold_cache))
+        first_call[f"{name}_warm"] = first_call_seconds(ply, kernel_env(name))
     sp.segment_mesh(mesh.vertices, mesh.faces)  # warm up this process
     warm_s, segments = timed(lambda: sp.segment_mesh(mesh.vertices, mesh.faces), args.repeats)
     cli_repeats = max(3, args.repeats // 2)
     with tempfile.TemporaryDirectory() as tmp:
-        cli_s = cli_seconds(ply, Path(tmp) / "x.json", cli_repeats)
+        cli_s, cli_cpu_s = cli_seconds(ply, Path(tmp) / "x.json", cli_repeats, kernel_env(kernels))
         cli_matches = np.array_equal(read_segs_json(Path(tmp) / "x.json"), reference)
+        numba_cli_s, numba_cli_cpu_s = (cli_seconds(ply, Path(tmp) / "y.json", cli_repeats, kernel_env("numba"))
+                                        if kernels == "c" else (cli_s, cli_cpu_s))
     breakdown = mesh_breakdown(mesh.vertices, mesh.faces, args.repeats)
+    results["kernels"] = kernels
     results["redkitchen"] = {
         "vertices": len(mesh.vertices), "faces": len(mesh.faces), "reference_s": REFERENCE_SECONDS,
         "segments": int(len(np.unique(segments))), "reference_segments": int(len(np.unique(reference))),
         "ari": ari(reference, segments), "identical": bool(np.array_equal(segments, reference)),
-        "cli_identical": bool(cli_matches), "warm_s": warm_s, "cli_s": cli_s, "repeats": args.repeats,
-        "cli_repeats": cli_repeats, "first_call_compile_s": compile_s, "first_call_load_s": load_s,
-        "breakdown_s": breakdown,
+        "cli_identical": bool(cli_matches), "warm_s": warm_s, "cli_s": cli_s, "cli_cpu_s": cli_cpu_s,
+        "numba_cli_s": numba_cli_s, "numba_cli_cpu_s": numba_cli_cpu_s, "repeats": args.repeats,
+        "cli_repeats": cli_repeats, "first_call_s": first_call, "breakdown_s": breakdown,
     }
 
-    print(f"\nmesh mode vs ScanNet Segmentator (reference: {REFERENCE_SECONDS} s whole process, C++ -O3)")
+    print(f"\nmesh mode vs ScanNet Segmentator (reference: {REFERENCE_SECONDS} s whole process, C++ -O3); "
+          f"{'C' if kernels == 'c' else 'numba'} kernels")
     print(f"  segments: ours {len(np.unique(segments))}, reference {len(np.unique(reference))}")
     print(f"  ARI {ari(reference, segments):.6f}; identical segIndices: {np.array_equal(segments, reference)} "
           f"(CLI JSON identical: {cli_matches})")
@@ -187,27 +210,32 @@ def main(argv=None) -> None:
           f"= {warm_s / REFERENCE_SECONDS:.2f} x reference")
     for name, seconds in breakdown.items():
         print(f"      {name:<24s} {seconds * 1000:7.1f} ms")
-    if compile_s is not None:
-        print(f"  first call, cold numba cache (compile): {compile_s:6.2f} s")
-    print(f"  first call, warm numba cache (load):    {load_s:6.2f} s")
-    print(f"  whole process CLI -> JSON (median of {cli_repeats}): {cli_s:6.2f} s   = {cli_s / REFERENCE_SECONDS:.1f} x reference")
+    for name, seconds in first_call.items():
+        kind, cache = name.split("_")
+        what = {"cold": "empty cache: build / compile", "warm": "cached: load"}[cache]
+        print(f"  first call, {kind} kernels, {what}: {seconds:6.2f} s")
+    print(f"  whole process CLI -> JSON (median of {cli_repeats}): {cli_s:6.2f} s wall, {cli_cpu_s:5.2f} s CPU   "
+          f"= {cli_s / REFERENCE_SECONDS:.1f} x reference")
+    if kernels == "c":
+        print(f"  the same with the numba kernels:        {numba_cli_s:6.2f} s wall, {numba_cli_cpu_s:5.2f} s CPU   "
+              f"= {numba_cli_s / REFERENCE_SECONDS:.1f} x reference")
 
     with tempfile.TemporaryDirectory() as tmp:
         big_ply = large_mesh(mesh, LARGE_VERTICES, Path(tmp) / "large_vh_clean_2.ply")
         big = read_ply(big_ply)
         sp.segment_mesh(big.vertices, big.faces)
         big_warm_s, big_segments = timed(lambda: sp.segment_mesh(big.vertices, big.faces), args.repeats)
-        big_cli_s = cli_seconds(big_ply, Path(tmp) / "x.json", cli_repeats)
-    # the copy segments exactly like the part of redkitchen it was taken from: a sanity check
+        big_cli_s, big_cli_cpu_s = cli_seconds(big_ply, Path(tmp) / "x.json", cli_repeats, kernel_env(kernels))
     results["large"] = {
         "vertices": len(big.vertices), "faces": len(big.faces), "reference_s": LARGE_REFERENCE_SECONDS,
         "segments": int(len(np.unique(big_segments))), "warm_s": big_warm_s, "cli_s": big_cli_s,
+        "cli_cpu_s": big_cli_cpu_s,
     }
     print(f"\n{len(big.vertices):,}-vertex mesh (redkitchen + a shifted copy of part of it, {len(big.faces):,} faces), "
           f"reference {LARGE_REFERENCE_SECONDS} s whole process")
     print(f"  in-process, warm (median of {args.repeats}): {big_warm_s * 1000:7.1f} ms   "
           f"= {big_warm_s / LARGE_REFERENCE_SECONDS:.2f} x reference")
-    print(f"  whole process CLI -> JSON (median of {cli_repeats}): {big_cli_s:6.2f} s   "
+    print(f"  whole process CLI -> JSON (median of {cli_repeats}): {big_cli_s:6.2f} s wall, {big_cli_cpu_s:5.2f} s CPU   "
           f"= {big_cli_s / LARGE_REFERENCE_SECONDS:.1f} x reference (goal <= 3x)")
 
     if not args.quick:

@@ -10,7 +10,9 @@ Objects become 3D instances (``point_instance`` 0..K-1, -1 = none) with ``instan
 mean confidence of their points; instances smaller than ``min_instance_points`` are dropped.
 
 Per-view masks keep what a single frame says: for each view and each object it shows, the points
-observed with that id in that view (the single-view stage of the training curriculum).
+observed with that id in that view. Raw per-view masks (:func:`lift_raw_views`) do the same for each
+keyframe's own 2D masks before tracking (the curriculum's single-view stage): the points a view
+observes whose pixel lies in the mask; masks may overlap, as automatic 2D masks do.
 
 :func:`lift_independent` is the baseline without tracking: each keyframe's masks are lifted on
 their own and merged across views greedily by superpoint overlap.
@@ -33,6 +35,7 @@ DEFAULT_PARAMS = {
     "min_observations": 1,  # a superpoint needs this many point observations to be labelled
     "min_instance_points": 20,  # smaller 3D instances are dropped
     "per_view": "keyframes",  # per-view masks for: keyframes | all (every voting frame) | none
+    "raw_min_points": 20,  # raw per-view masks observed on fewer points are dropped (no shape to learn)
 }
 
 
@@ -220,6 +223,56 @@ def views_arrays(store: dict, instance_object: np.ndarray) -> dict:
         "mask_instance": np.asarray([lookup.get(int(o), -1) for o in object_ids], np.int32),
         "mask_offsets": np.r_[0, np.cumsum(lengths)].astype(np.int64),
         "mask_points": np.concatenate(store["points"]).astype(np.int32) if store["points"] else np.zeros(0, np.int32),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Raw single-view masks: each keyframe's own 2D masks (before tracking) on the points it observes.
+
+
+@dataclass
+class MaskView:
+    """One keyframe's own 2D masks with what is needed to project into it."""
+
+    masks: np.ndarray  # (K, H, W) bool, may overlap
+    scores: np.ndarray  # (K,)
+    rows: np.ndarray  # (K,) each mask's row in masks2d.h5 (masks/*), kept for tracing back
+    depth: np.ndarray  # (H, W) metres
+    pose: np.ndarray  # (4, 4) camera-to-world
+    frame_index: int = -1
+
+
+def mask_points(xyz: np.ndarray, view: MaskView, camera: Camera, params: dict) -> list[np.ndarray]:
+    """Points (3, N) each mask of the view covers: observed (in view, depth test) at a mask pixel."""
+    index, pixel = visible_points(xyz, view.depth, camera, view.pose, float(params["depth_tolerance"]),
+                                  float(params["relative_tolerance"]))
+    flat = np.asarray(view.masks, bool).reshape(len(view.masks), -1)
+    return [index[mask[pixel]] for mask in flat]  # one mask at a time: no (K, N) matrix
+
+
+def lift_raw_views(points: np.ndarray, views: Iterable[MaskView], camera: Camera, params: dict | None = None) -> dict:
+    """Raw per-view masks (CSR, like ``views_arrays``): frame_index (V,); per mask its view, masks2d
+    row, score and points. Masks on fewer than ``raw_min_points`` observed points are dropped."""
+    params = {**DEFAULT_PARAMS, **(params or {})}
+    xyz = as_columns(points)
+    minimum = max(int(params["raw_min_points"]), 1)
+    frame_index, view_of, rows, scores, members = [], [], [], [], []
+    for view in views:
+        for k, covered in enumerate(mask_points(xyz, view, camera, params)):
+            if len(covered) >= minimum:
+                view_of.append(len(frame_index))
+                rows.append(int(view.rows[k]))
+                scores.append(float(view.scores[k]))
+                members.append(covered.astype(np.int32))
+        frame_index.append(view.frame_index)
+    lengths = np.asarray([len(m) for m in members], np.int64)
+    return {
+        "frame_index": np.asarray(frame_index, np.int64),
+        "mask_view": np.asarray(view_of, np.int32),
+        "mask_row": np.asarray(rows, np.int32),
+        "mask_score": np.asarray(scores, np.float32),
+        "mask_offsets": np.r_[0, np.cumsum(lengths)].astype(np.int64),
+        "mask_points": np.concatenate(members) if members else np.zeros(0, np.int32),
     }
 
 

@@ -26,20 +26,24 @@ Deliberate differences (documented, none triggers on a clean mesh such as ScanNe
 
 Point-cloud mode uses the same weight and merge on a symmetric k-nearest-neighbour graph with PCA
 normals (see ``segment_point_cloud``).
+
+The four loops (normals, weights, sort, merge) run as C (``segmentator.c``, compiled on first use
+by ``pipeline._ckernels``) or, where no C compiler is found, as the identical numba kernels of
+``pipeline._superpoints_numba``. The C path keeps numba out of the process: start-up is most of a
+``python -m pipeline superpoints`` run, and numba's alone costs about 0.6 s of CPU time.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
 import numpy as np
+
+from pipeline._ckernels import library
 
 DEFAULT_K_THRESH = 0.01
 DEFAULT_SEG_MIN_VERTS = 20
 DEFAULT_KNN = 10
-
-_INSERTION_THRESHOLD = 16  # libstdc++'s _S_threshold: ranges this small are left to insertion sort
 
 
 # --------------------------------------------------------------------------------------------
@@ -47,45 +51,29 @@ _INSERTION_THRESHOLD = 16  # libstdc++'s _S_threshold: ranges this small are lef
 # --------------------------------------------------------------------------------------------
 
 
-@numba.njit(cache=True)
-def _running_mean_face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    n_vertices = vertices.shape[0]
-    normals = np.zeros((n_vertices, 3), np.float32)
-    counts = np.zeros(n_vertices, np.int64)
-    one = np.float32(1.0)
-    face_normal = np.empty(3, np.float32)
-    for f in range(faces.shape[0]):
-        i1, i2, i3 = faces[f, 0], faces[f, 1], faces[f, 2]
-        ux = vertices[i2, 0] - vertices[i1, 0]
-        uy = vertices[i2, 1] - vertices[i1, 1]
-        uz = vertices[i2, 2] - vertices[i1, 2]
-        vx = vertices[i3, 0] - vertices[i1, 0]
-        vy = vertices[i3, 1] - vertices[i1, 1]
-        vz = vertices[i3, 2] - vertices[i1, 2]
-        cx = uy * vz - uz * vy
-        cy = uz * vx - ux * vz
-        cz = ux * vy - uy * vx
-        length = np.float32(np.sqrt(cx * cx + cy * cy + cz * cz))
-        if not (length > 0) or not np.isfinite(length):
-            continue  # zero-area face: no normal to contribute
-        face_normal[0] = cx / length
-        face_normal[1] = cy / length
-        face_normal[2] = cz / length
-        for corner in range(3):
-            i = faces[f, corner]
-            t = one / (np.float32(counts[i]) + one)
-            s = one - t
-            for axis in range(3):
-                normals[i, axis] = t * face_normal[axis] + s * normals[i, axis]
-            counts[i] += 1
-    return normals
+def _check_indices(name: str, indices: np.ndarray, n: int) -> None:
+    """The kernels do not bounds-check: out-of-range indices would read or write outside the arrays."""
+    if indices.size and (indices.min() < 0 or indices.max() >= n):
+        raise ValueError(f"{name} index outside 0..{n - 1}")
+
+
+def _pointer(array: np.ndarray) -> int:
+    return array.ctypes.data
 
 
 def segmentator_vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """(N, 3) float32: the running mean of the unit normals of each vertex's faces (not unit length)."""
-    return _running_mean_face_normals(
-        np.ascontiguousarray(vertices, np.float32), np.ascontiguousarray(faces, np.int64)
-    )
+    vertices = np.ascontiguousarray(vertices, np.float32).reshape(-1, 3)
+    faces = np.ascontiguousarray(faces, np.int64).reshape(-1, 3)
+    _check_indices("face vertex", faces, len(vertices))
+    lib = library()
+    if lib is None:
+        from pipeline._superpoints_numba import _running_mean_face_normals
+
+        return _running_mean_face_normals(vertices, faces)
+    normals = np.zeros((len(vertices), 3), np.float32)
+    lib.running_mean_face_normals(_pointer(vertices), len(vertices), _pointer(faces), len(faces), _pointer(normals))
+    return normals
 
 
 # --------------------------------------------------------------------------------------------
@@ -120,27 +108,6 @@ def knn_edges(points: np.ndarray, k: int = DEFAULT_KNN) -> np.ndarray:
     return np.stack([keys // n, keys % n], axis=1).astype(np.int32)
 
 
-@numba.njit(cache=True, error_model="numpy")  # x / 0 gives inf/NaN as in C++, not an exception
-def _normal_change_weights(points, normals, edges):
-    weights = np.empty(edges.shape[0], np.float32)
-    one = np.float32(1.0)
-    for e in range(edges.shape[0]):
-        a, b = edges[e, 0], edges[e, 1]
-        dx = points[b, 0] - points[a, 0]
-        dy = points[b, 1] - points[a, 1]
-        dz = points[b, 2] - points[a, 2]
-        length = np.float32(np.sqrt(dx * dx + dy * dy + dz * dz))
-        dx, dy, dz = dx / length, dy / length, dz / length  # NaN for a zero-length edge
-        # Sums left to right, as in the C++: float32 addition is not associative.
-        cos_normals = normals[a, 0] * normals[b, 0] + normals[a, 1] * normals[b, 1] + normals[a, 2] * normals[b, 2]
-        facing = normals[b, 0] * dx + normals[b, 1] * dy + normals[b, 2] * dz
-        w = one - cos_normals
-        if facing > 0:  # False for NaN: a zero-length edge counts as not convex
-            w = w * w
-        weights[e] = w
-    return weights
-
-
 def edge_weights(
     points: np.ndarray,
     normals: np.ndarray,
@@ -156,9 +123,19 @@ def edge_weights(
     ``color_weight * |c_a - c_b| / (255 * sqrt(3))``, the RGB distance scaled to [0, 1].
     """
     edges = np.ascontiguousarray(edges, np.int32).reshape(-1, 2)
-    weights = _normal_change_weights(
-        np.ascontiguousarray(points, np.float32), np.ascontiguousarray(normals, np.float32), edges
-    )
+    points = np.ascontiguousarray(points, np.float32).reshape(-1, 3)
+    normals = np.ascontiguousarray(normals, np.float32).reshape(-1, 3)
+    if len(normals) != len(points):
+        raise ValueError(f"{len(normals)} normals for {len(points)} points")
+    _check_indices("edge vertex", edges, len(points))
+    lib = library()
+    if lib is None:
+        from pipeline._superpoints_numba import _normal_change_weights
+
+        weights = _normal_change_weights(points, normals, edges)
+    else:
+        weights = np.empty(len(edges), np.float32)
+        lib.normal_change_weights(_pointer(points), _pointer(normals), _pointer(edges), len(edges), _pointer(weights))
     if colors is not None and color_weight > 0:
         c = np.asarray(colors, np.float32)
         color_distance = np.linalg.norm(c[edges[:, 0]] - c[edges[:, 1]], axis=1) / np.float32(255.0 * np.sqrt(3.0))
@@ -172,219 +149,27 @@ def edge_weights(
 # --------------------------------------------------------------------------------------------
 
 
-@numba.njit(cache=True, inline="always")
-def _swap(keys, items, i, j):
-    keys[i], keys[j] = keys[j], keys[i]
-    items[i], items[j] = items[j], items[i]
-
-
-@numba.njit(cache=True)
-def _sift_down_then_up(keys, items, first, hole, length, key, item):
-    # Move the hole down to a leaf along the larger children, then bubble (key, item) up from it.
-    top = hole
-    child = hole
-    while child < (length - 1) // 2:
-        child = 2 * (child + 1)
-        if keys[first + child] < keys[first + child - 1]:
-            child -= 1
-        keys[first + hole] = keys[first + child]
-        items[first + hole] = items[first + child]
-        hole = child
-    if (length & 1) == 0 and child == (length - 2) // 2:
-        child = 2 * (child + 1)
-        keys[first + hole] = keys[first + child - 1]
-        items[first + hole] = items[first + child - 1]
-        hole = child - 1
-    parent = (hole - 1) // 2
-    while hole > top and keys[first + parent] < key:
-        keys[first + hole] = keys[first + parent]
-        items[first + hole] = items[first + parent]
-        hole = parent
-        parent = (hole - 1) // 2
-    keys[first + hole] = key
-    items[first + hole] = item
-
-
-@numba.njit(cache=True)
-def _heap_sort(keys, items, first, last):
-    length = last - first
-    if length < 2:
-        return
-    parent = (length - 2) // 2
-    while True:
-        _sift_down_then_up(keys, items, first, parent, length, keys[first + parent], items[first + parent])
-        if parent == 0:
-            break
-        parent -= 1
-    end = last
-    while end - first > 1:
-        end -= 1
-        key, item = keys[end], items[end]
-        keys[end], items[end] = keys[first], items[first]
-        _sift_down_then_up(keys, items, first, 0, end - first, key, item)
-
-
-@numba.njit(cache=True)
-def _median_of_three_to_front(keys, items, front, a, b, c):
-    if keys[a] < keys[b]:
-        if keys[b] < keys[c]:
-            _swap(keys, items, front, b)
-        elif keys[a] < keys[c]:
-            _swap(keys, items, front, c)
-        else:
-            _swap(keys, items, front, a)
-    elif keys[a] < keys[c]:
-        _swap(keys, items, front, a)
-    elif keys[b] < keys[c]:
-        _swap(keys, items, front, c)
-    else:
-        _swap(keys, items, front, b)
-
-
-@numba.njit(cache=True)
-def _partition_around_front(keys, items, first, last):
-    # Hoare partition of [first+1, last) around the pivot at keys[first]. The median-of-3 makes
-    # both scans stop inside the range; the index guards only matter for NaN keys.
-    pivot = keys[first]
-    lo = first + 1
-    hi = last
-    while True:
-        while lo < last - 1 and keys[lo] < pivot:
-            lo += 1
-        hi -= 1
-        while hi > first and pivot < keys[hi]:
-            hi -= 1
-        if not lo < hi:
-            return lo
-        _swap(keys, items, lo, hi)
-        lo += 1
-
-
-@numba.njit(cache=True)
-def _insert_backwards(keys, items, position, lower_bound):
-    # Shift larger elements right and drop this one after the last element not greater than it
-    # (strict comparison: equal keys keep their order).
-    key, item = keys[position], items[position]
-    j = position
-    while j > lower_bound and key < keys[j - 1]:
-        keys[j] = keys[j - 1]
-        items[j] = items[j - 1]
-        j -= 1
-    keys[j] = key
-    items[j] = item
-
-
-@numba.njit(cache=True)
-def _introsort(keys, items):
-    n = keys.shape[0]
-    if n < 2:
-        return
-    bits = 0  # floor(log2(n)), as libstdc++'s __lg
-    m = n
-    while m > 1:
-        m >>= 1
-        bits += 1
-    depth_limit = 2 * bits
-    # Explicit stack of (first, last, depth) ranges instead of recursion; ranges are disjoint and
-    # each is sorted on its own, so the processing order does not change the final arrangement.
-    # A range of depth d pushes at most d ranges of smaller depth: d(d+1)/2 bounds the stack.
-    stack = np.empty(((depth_limit + 1) * (depth_limit + 2) // 2 + 1, 3), np.int64)
-    stack[0, 0], stack[0, 1], stack[0, 2] = 0, n, depth_limit
-    top = 1
-    while top > 0:
-        top -= 1
-        first, last, depth = stack[top, 0], stack[top, 1], stack[top, 2]
-        while last - first > _INSERTION_THRESHOLD:
-            if depth == 0:
-                _heap_sort(keys, items, first, last)
-                break
-            depth -= 1
-            mid = first + (last - first) // 2
-            _median_of_three_to_front(keys, items, first, first + 1, mid, last - 1)
-            cut = _partition_around_front(keys, items, first, last)
-            stack[top, 0], stack[top, 1], stack[top, 2] = cut, last, depth
-            top += 1
-            last = cut
-    # Final insertion sort over everything. libstdc++ splits it into a guarded head of 16 and an
-    # unguarded rest (the minimum is already in front); both place each element identically.
-    for i in range(1, n):
-        _insert_backwards(keys, items, i, 0)
-
-
 def sort_like_cpp(weights: np.ndarray) -> np.ndarray:
     """Permutation that sorts ``weights`` exactly as libstdc++'s ``std::sort`` would arrange them.
 
     ``std::sort`` is not stable; ScanNet's Segmentator relies on whatever order it leaves ties in,
     and both merge passes depend on that order.
     """
-    keys = np.array(weights, dtype=np.float32, copy=True)
+    keys = np.array(weights, dtype=np.float32, copy=True).reshape(-1)
     order = np.arange(len(keys), dtype=np.int32 if len(keys) < 2**31 else np.int64)
-    _introsort(keys, order)
+    lib = library()
+    if lib is None or order.dtype != np.int32:
+        from pipeline._superpoints_numba import _introsort
+
+        _introsort(keys, order)
+    elif lib.introsort(_pointer(keys), _pointer(order), len(keys)) != 0:
+        raise MemoryError("sort_like_cpp: out of memory")
     return order
 
 
 # --------------------------------------------------------------------------------------------
 # Felzenszwalb–Huttenlocher merge on sorted edges
 # --------------------------------------------------------------------------------------------
-
-
-@numba.njit(cache=True, inline="always")
-def _find(parent, x):
-    root = x
-    while parent[root] != root:
-        root = parent[root]
-    while parent[x] != root:  # path compression (changes no root, only shortcuts)
-        nxt = parent[x]
-        parent[x] = root
-        x = nxt
-    return root
-
-
-@numba.njit(cache=True, inline="always")
-def _join(parent, rank, size, a, b):
-    # Union by rank; on equal rank the second root wins, as in the reference union-find.
-    if rank[a] > rank[b]:
-        parent[b] = a
-        size[a] += size[b]
-        return a
-    parent[a] = b
-    size[b] += size[a]
-    if rank[a] == rank[b]:
-        rank[b] += 1
-    return b
-
-
-@numba.njit(cache=True)
-def _felzenszwalb(n_vertices, edges, weights, order, k_thresh, seg_min_verts):
-    n_edges = order.shape[0]
-    # Gather the edges into sorted order once; both passes then read them sequentially.
-    source = np.empty(n_edges, np.int32)
-    target = np.empty(n_edges, np.int32)
-    weight = np.empty(n_edges, np.float32)
-    for i in range(n_edges):
-        e = order[i]
-        source[i], target[i], weight[i] = edges[e, 0], edges[e, 1], weights[e]
-    parent = np.arange(n_vertices, dtype=np.int32)
-    rank = np.zeros(n_vertices, np.int32)
-    size = np.ones(n_vertices, np.int32)
-    threshold = np.full(n_vertices, k_thresh, np.float32)
-    for i in range(n_edges):
-        a = _find(parent, source[i])
-        b = _find(parent, target[i])
-        if a != b:
-            w = weight[i]
-            if w <= threshold[a] and w <= threshold[b]:
-                root = _join(parent, rank, size, a, b)
-                threshold[root] = w + k_thresh / np.float32(size[root])
-    for i in range(n_edges):
-        a = _find(parent, source[i])
-        b = _find(parent, target[i])
-        if a != b and (size[a] < seg_min_verts or size[b] < seg_min_verts):
-            _join(parent, rank, size, a, b)
-    roots = np.empty(n_vertices, np.int32)
-    for v in range(n_vertices):
-        roots[v] = _find(parent, v)
-    return roots
 
 
 def felzenszwalb_segments(
@@ -401,14 +186,28 @@ def felzenszwalb_segments(
     """
     if order is None:
         order = sort_like_cpp(weights)
-    return _felzenszwalb(
-        int(n_vertices),
-        np.ascontiguousarray(edges, np.int32).reshape(-1, 2),
-        np.ascontiguousarray(weights, np.float32),
-        np.ascontiguousarray(order),
-        np.float32(k_thresh),
-        int(seg_min_verts),
-    )
+    n_vertices = int(n_vertices)
+    if n_vertices >= 2**31:
+        raise ValueError(f"{n_vertices} vertices: at most 2**31 - 1 are supported")
+    edges = np.ascontiguousarray(edges, np.int32).reshape(-1, 2)
+    weights = np.ascontiguousarray(weights, np.float32).reshape(-1)
+    order = np.ascontiguousarray(order)
+    if len(weights) != len(edges):
+        raise ValueError(f"{len(weights)} weights for {len(edges)} edges")
+    _check_indices("edge vertex", edges, n_vertices)
+    _check_indices("order", order, len(edges))
+    lib = library()
+    if lib is None:
+        from pipeline._superpoints_numba import _felzenszwalb
+
+        return _felzenszwalb(n_vertices, edges, weights, order, np.float32(k_thresh), int(seg_min_verts))
+    order = np.ascontiguousarray(order, np.int32)
+    roots = np.empty(n_vertices, np.int32)
+    status = lib.felzenszwalb(n_vertices, _pointer(edges), _pointer(weights), _pointer(order), len(order),
+                              float(np.float32(k_thresh)), int(seg_min_verts), _pointer(roots))
+    if status != 0:
+        raise MemoryError("felzenszwalb_segments: out of memory")
+    return roots
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,3 +16,11 @@ def redkitchen_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"real reference data not found at {path} (only present beside the repo in CI)")
     return path
+
+
+@pytest.fixture(scope="session")
+def scene0000_dir() -> Path:
+    path = SHARED_DATA / "scene0000_00"
+    if not path.is_dir():
+        pytest.skip(f"real labelled scan not found at {path} (only present beside the repo in CI)")
+    return path

@@ -10,8 +10,8 @@ from pipeline.commands.lift import run_lift
 from pipeline.commands.superpoints import run_superpoints
 from pipeline.commands.track import run_track
 from pipeline.evaluate import instance_ap_from_labels
-from pipeline.lift import (Votes, View, count_pairs, instances_from_superpoints, lift_independent, lift_views,
-                           superpoint_labels)
+from pipeline.lift import (MaskView, Votes, View, count_pairs, instances_from_superpoints, lift_independent,
+                           lift_raw_views, lift_views, superpoint_labels)
 from pipeline.synth import write_synthetic_scene
 from pipeline.tracking.frames import Camera, SceneFrames
 
@@ -75,6 +75,28 @@ def test_lift_views_on_a_wall_with_unknown_pixels_and_per_view_masks():
     assert views["mask_instance"].tolist() == [0, 1]
 
 
+def test_raw_view_masks_by_hand_overlap_occlusion_and_minimum():
+    """Each 2D mask keeps the observed points at its pixels: masks may overlap (a point in two
+    masks is in both), a point behind the wall is in none, masks on too few points are dropped."""
+    camera = Camera(np.array([[10.0, 0, 1.5], [0, 10.0, 1.5], [0, 0, 1]]), 4, 4)
+    xs = (np.arange(4) - 1.5) / 10.0 * 2.0
+    points = np.array([[x, (1 - 1.5) / 10 * 2, 2.0] for x in xs] + [[0.0, 0.0, 3.0]], np.float32)
+    masks = np.zeros((4, 4, 4), bool)
+    masks[0, 1, :2] = True  # pixels of points 0, 1
+    masks[1, 1, 1:] = True  # points 1, 2, 3: overlaps mask 0 at point 1
+    masks[2, 0] = True  # a row without points
+    masks[3] = True  # the whole image: every wall point, not the hidden one
+    view = MaskView(masks, np.array([0.9, 0.8, 0.7, 0.6]), np.array([10, 11, 12, 13]), np.full((4, 4), 2.0, np.float32),
+                    np.eye(4), frame_index=7)
+    raw = lift_raw_views(points, [view], camera, {"raw_min_points": 1})
+    members = [raw["mask_points"][a:b].tolist() for a, b in zip(raw["mask_offsets"][:-1], raw["mask_offsets"][1:])]
+    assert members == [[0, 1], [1, 2, 3], [0, 1, 2, 3]]
+    assert raw["mask_row"].tolist() == [10, 11, 13] and raw["mask_score"].tolist() == pytest.approx([0.9, 0.8, 0.6])
+    assert raw["frame_index"].tolist() == [7] and raw["mask_view"].tolist() == [0, 0, 0]
+    raw = lift_raw_views(points, [view], camera, {"raw_min_points": 3})
+    assert raw["mask_row"].tolist() == [11, 13]
+
+
 @pytest.fixture(scope="module")
 def room(tmp_path_factory):
     return build_scene(tmp_path_factory.mktemp("lift"), seed=2, preset="tiny", n_frames=24, image_size=(96, 72))
@@ -106,6 +128,49 @@ def test_lift_command_keeps_per_view_masks_for_every_frame_when_asked(room, tmp_
     lifted = read_artifact(tmp_path / "l.h5", "lifted")
     assert len(lifted["views/frame_index"]) == 24
     assert lifted["point_instance"].max() + 1 == len(lifted["instance_score"])
+
+
+def test_lift_command_stores_raw_single_view_masks_that_match_the_2d_masks(room, tmp_path):
+    """Oracle 2D masks (one per object a keyframe shows, no noise) lifted without tracking: each raw
+    mask's points are the object its pixels show (ground truth), the rows trace back to masks2d.h5,
+    and training reads them as the raw_views source."""
+    from pipeline.train.data import SceneInputs, load_scene, view_crop
+
+    params = {"generator": "oracle", "keyframes": {"stride": 6}, "min_mask_area": 20}
+    run_keyframe_masks(room / "scene.h5", tmp_path / "m.h5", params)
+    run_track(room / "scene.h5", tmp_path / "m.h5", tmp_path / "t.h5")
+    run_lift(room / "scene.h5", room / "superpoints.h5", tmp_path / "t.h5", tmp_path / "l.h5", masks2d_h5=tmp_path / "m.h5")
+    lifted, masks = read_artifact(tmp_path / "l.h5", "lifted"), read_masks2d(tmp_path / "m.h5")
+    scene = read_artifact(room / "scene.h5", "scene")
+    frames = SceneFrames.from_scene(scene)
+    raw = {k: lifted[f"raw_views/{k}"] for k in ("frame_index", "mask_view", "mask_row", "mask_offsets", "mask_points")}
+    assert raw["frame_index"].tolist() == masks.keyframe_index.tolist()
+    assert len(raw["mask_row"]) == lifted.attrs["n_raw_masks"] >= 2 * len(masks.keyframe_index)
+    shares = []
+    for m, row in enumerate(raw["mask_row"]):
+        position = int(masks.mask_keyframe[row])
+        assert raw["frame_index"][raw["mask_view"][m]] == masks.keyframe_index[position]  # its own keyframe
+        pixels = masks.masks_of(position).masks[row - np.flatnonzero(masks.mask_keyframe == position)[0]]
+        shown = np.bincount(frames.instance(int(masks.keyframe_index[position]))[pixels]).argmax()
+        points = raw["mask_points"][raw["mask_offsets"][m]:raw["mask_offsets"][m + 1]]
+        assert len(points) >= 20
+        shares.append(np.mean(scene["gt/instance"][points] == shown))
+    # At 96x72 pixels a mask's border pixels also see points of what lies next to or behind the
+    # object (within the depth tolerance): most masks are pure, none is mostly something else.
+    assert np.median(shares) > 0.95 and min(shares) > 0.6, np.round(np.sort(shares), 2)
+    # The trainer's raw_views source: one crop per keyframe, one target per mask.
+    train_scene = load_scene(SceneInputs("room", room / "scene.h5", room / "superpoints.h5", lifted=tmp_path / "l.h5"))
+    assert train_scene.raw_views is not None and train_scene.views is not None
+    assert train_scene.raw_views.view_ids().tolist() == sorted(set(raw["mask_view"].tolist()))
+    _, targets = view_crop(train_scene, train_scene.raw_views, 0)
+    assert len(targets) == int(np.sum(raw["mask_view"] == 0))
+
+
+def test_lift_without_masks2d_has_no_raw_views(room, tmp_path):
+    run_keyframe_masks(room / "scene.h5", tmp_path / "m.h5", {"generator": "felzenszwalb", "keyframes": {"stride": 12}})
+    run_track(room / "scene.h5", tmp_path / "m.h5", tmp_path / "t.h5")
+    run_lift(room / "scene.h5", room / "superpoints.h5", tmp_path / "t.h5", tmp_path / "l.h5")
+    assert "raw_views/mask_points" not in read_artifact(tmp_path / "l.h5", "lifted")
 
 
 def independent_views(masks, frames):

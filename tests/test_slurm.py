@@ -1,4 +1,4 @@
-"""The tiny DAG submitted through the SLURM profile to a real single-node cluster on this machine."""
+"""The DAG submitted through the SLURM profile to a real single-node cluster on this machine."""
 
 import re
 import subprocess
@@ -6,12 +6,28 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from artifact_compare import assert_same_artifacts
 from cluster.slurm import missing_requirements, start_cluster, stop_cluster
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "tests" / "tiny_config.yaml"
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import group_jobs  # noqa: E402
+
+NOGPU = REPO / "profiles" / "slurm-nogpu"
+# Two tiny generated scenes: enough to see one job per group and scene, and the gather (train).
+TWO_SCENES = """\
+scenes:
+  tiny_room: {synthetic: {seed: 3, preset: tiny, frames: 12}}
+  tiny_room_b: {synthetic: {seed: 5, preset: tiny, frames: 12}}
+synth:
+  width: 160
+  height: 120
+"""
+GROUPS_PER_SCENE = ("prep", "masks", "labels")  # the groups of profiles/slurm*/config.yaml
+GATHER_RULES = ("train", "summary")  # one job each for all scenes
 
 
 @pytest.fixture(scope="module")
@@ -30,22 +46,111 @@ def snakemake(args, cwd, env=None, timeout=900):
     return proc.returncode, proc.stdout + proc.stderr
 
 
-def test_tiny_dag_through_slurm_matches_local_run(slurm_cluster, tmp_path):
+def planned_submissions(args, cwd):
+    """The jobs the profile would submit, with their resources (benchmarks/group_jobs.py, a dry run)."""
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "group_jobs.py"), "--snakefile",
+                           str(REPO / "Snakefile"), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return group_jobs.parse(proc.stdout)
+
+
+def job_name(job):
+    return f"group_{job['group']}" if "group" in job else f"rule_{job['rule']}"
+
+
+def sbatch_calls(output):
+    """(group_<id> or rule_<name>, {'-t': minutes, '--mem': MB, '--cpus-per-task': n, '--gpus': n}) per sbatch."""
+    calls = []
+    for line in output.splitlines():
+        if "sbatch call:" not in line:
+            continue
+        log = re.search(r"slurm_logs/((?:group|rule)_[^/'\" ]+)", line)
+        options = dict(re.findall(r"(-t|--mem|--cpus-per-task|--gpus)[ =]'?(\d+)", line))
+        calls.append((log.group(1) if log else line, {k: int(v) for k, v in options.items()}))
+    return calls
+
+
+def submitted_job_ids(output):
+    return set(re.findall(r"has been submitted with SLURM jobid (\d+)", output))
+
+
+def test_profiles_group_jobs_per_scene_with_summed_resources(tmp_path):
+    """Without a cluster: what profiles/slurm would submit for two scenes, and what each job asks for."""
+    (tmp_path / "two.yaml").write_text(TWO_SCENES)
+    jobs = planned_submissions(["--profile", str(REPO / "profiles" / "slurm"), "--configfile", "two.yaml"], tmp_path)
+    names = sorted(job_name(job) for job in jobs)
+    assert names == sorted([f"group_{g}_{s}" for g in GROUPS_PER_SCENE for s in ("tiny_room", "tiny_room_b")]
+                           + [f"rule_{r}" for r in GATHER_RULES])
+    by_name = {job_name(job): job for job in jobs}
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+
+    def resource(rule, name):
+        return profile["set-resources"].get(rule, {}).get(name, profile["default-resources"][name])
+
+    masks = by_name["group_masks_tiny_room"]["resources"]
+    assert by_name["group_masks_tiny_room"]["rules"] == [
+        ["features_2d", "features_3d", "keyframe_masks"], ["ncut", "track"], ["lift"]]
+    # four GPU rules, three of which could run at once: one GPU, used by one rule after another
+    assert masks["gpu"] == 1
+    assert masks["cpus_per_task"] == 8  # the group's cap (resources: cpus_per_task=8, local scope)
+    rules = ("features_2d", "features_3d", "keyframe_masks", "track", "ncut", "lift")
+    assert masks["mem_mb"] == max(resource(rule, "mem_mb") for rule in rules)  # the largest, not the sum
+    # every rule one after another: the GPU rules take turns, and ncut's CPUs do not fit beside track's
+    assert masks["runtime"] == sum(resource(rule, "runtime") for rule in rules)
+    assert by_name["group_labels_tiny_room"]["resources"]["gpu"] == 1
+    assert "gpu" not in by_name["group_prep_tiny_room"]["resources"]
+    # the rules of one scene that can run together do: superpoints beside box_partition
+    prep = by_name["group_prep_tiny_room"]["resources"]
+    assert prep["cpus_per_task"] == 2 * resource("superpoints", "cpus_per_task")
+    assert prep["mem_mb"] == resource("superpoints", "mem_mb") + resource("box_partition", "mem_mb")
+
+
+def test_dag_through_slurm_in_group_jobs_matches_local_run(slurm_cluster, tmp_path):
     local, cluster_dir = tmp_path / "local", tmp_path / "cluster"
-    local.mkdir()
-    cluster_dir.mkdir()
-    code, output = snakemake(["--cores", "2", "--configfile", str(TINY)], local)
+    for folder in (local, cluster_dir):
+        folder.mkdir()
+        (folder / "two.yaml").write_text(TWO_SCENES)
+    code, output = snakemake(["--cores", "2", "--configfile", "two.yaml"], local)
     assert code == 0, output
-    code, output = snakemake(
-        ["--profile", str(REPO / "profiles" / "slurm-nogpu"), "--configfile", str(TINY)],
-        cluster_dir, env=slurm_cluster.env,
-    )
+    profile = ["--profile", str(NOGPU), "--configfile", "two.yaml"]
+    planned = planned_submissions(profile, cluster_dir)
+    code, dry = snakemake([*profile, "-n", "--quiet", "rules"], cluster_dir)
+    rule_jobs = int(re.search(r"^total\s+(\d+)", dry, re.M).group(1)) - 1  # less `all` (main process)
+    # three jobs per scene and one per gather rule, instead of one per rule and scene
+    assert len(planned) == 2 * len(GROUPS_PER_SCENE) + len(GATHER_RULES) < rule_jobs
+
+    code, output = snakemake([*profile, "--verbose"], cluster_dir, env=slurm_cluster.env)
     job_logs = "\n".join(p.read_text()[-3000:] for p in (cluster_dir / ".snakemake" / "slurm_logs").rglob("*.log"))
-    assert code == 0, output + "\n" + slurm_cluster.log_tail() + "\n--- job logs\n" + job_logs
-    job_ids = set(re.findall(r"SLURM jobid (\d+)", output)) | set(re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", output))
-    assert job_ids, f"no SLURM job ids in the log:\n{output}"
-    print(f"SLURM job ids: {sorted(job_ids, key=int)}")
+    assert code == 0, output[-20000:] + "\n" + slurm_cluster.log_tail() + "\n--- job logs\n" + job_logs
+    job_ids = submitted_job_ids(output)
+    print(f"SLURM job ids: {sorted(job_ids, key=int)}; {rule_jobs} rule jobs in {len(planned)} submissions")
+    assert len(job_ids) == len(planned), output[-20000:]
     log = (slurm_cluster.root / "slurmctld.log").read_text()
     for job_id in job_ids:
         assert f"JobId={job_id} done" in log or f"JobId={job_id} WEXITSTATUS 0" in log
+    # each sbatch asked for what the group's members add up to
+    calls = dict(sbatch_calls(output))
+    assert sorted(calls) == sorted(job_name(job) for job in planned)
+    for job in planned:
+        asked, wanted = calls[job_name(job)], job["resources"]
+        assert (asked["-t"], asked["--mem"], asked["--cpus-per-task"]) == (
+            wanted["runtime"], wanted["mem_mb"], wanted["cpus_per_task"]), job_name(job)
+        assert "--gpus" not in asked
     assert assert_same_artifacts(local / "results", cluster_dir / "results") >= 2
+
+    # Reruns inside a group: a forced stage (lift) and a lost artifact (tracks.h5 of one scene, as
+    # if its group job had died in `track`) resubmit the `masks` group with those rules only.
+    results = cluster_dir / "results"
+    untouched = [results / s / f for s in ("tiny_room", "tiny_room_b") for f in ("features_2d.h5", "masks2d.h5")]
+    untouched.append(results / "tiny_room" / "tracks.h5")
+    mtimes = {path: path.stat().st_mtime_ns for path in untouched}
+    (results / "tiny_room_b" / "tracks.h5").unlink()
+    targets = ["--forcerun", "lift", "results/tiny_room/lifted.h5", "results/tiny_room_b/lifted.h5"]
+    planned = planned_submissions([*profile, *targets], cluster_dir)
+    assert sorted((job["group"], job["rules"]) for job in planned) == [
+        ("masks_tiny_room", [["lift"]]), ("masks_tiny_room_b", [["track"], ["lift"]])]
+    code, output = snakemake([*profile, *targets], cluster_dir, env=slurm_cluster.env)
+    assert code == 0, output[-20000:]
+    assert len(submitted_job_ids(output)) == 2, output[-20000:]
+    assert {path: path.stat().st_mtime_ns for path in untouched} == mtimes
+    assert assert_same_artifacts(local / "results", results) >= 2

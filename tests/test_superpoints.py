@@ -3,6 +3,7 @@
 import json
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -123,12 +124,101 @@ def test_sort_like_cpp_sorts_and_permutes():
 
 
 def test_heap_sort_fallback_sorts_with_ties():
+    from pipeline._superpoints_numba import _heap_sort
+
     rng = np.random.default_rng(1)
     keys = rng.integers(0, 5, 999).astype(np.float32)
-    items = np.arange(999, dtype=np.int64)
+    items = np.arange(999, dtype=np.int32)
     expected = np.sort(keys)
-    sp._heap_sort(keys, items, 0, len(keys))
+    _heap_sort(keys, items, 0, len(keys))
     assert np.array_equal(keys, expected)
+    lib = c_kernels()
+    c_keys, c_items = rng.integers(0, 5, 999).astype(np.float32), np.arange(999, dtype=np.int32)
+    numba_keys, numba_items = c_keys.copy(), c_items.copy()
+    lib.heap_sort_range(c_keys.ctypes.data, c_items.ctypes.data, 0, len(c_keys))
+    _heap_sort(numba_keys, numba_items, 0, len(numba_keys))
+    assert np.array_equal(c_keys, np.sort(numba_keys)) and np.array_equal(c_items, numba_items)  # same tie order
+
+
+# --------------------------------------------------------------------------------------------
+# The C kernels (segmentator.c) and their numba fallback agree bit for bit
+
+
+def c_kernels():
+    from pipeline._ckernels import library
+
+    lib = library()
+    if lib is None:
+        pytest.skip("no C compiler: the C superpoint kernels are not built (the numba kernels run)")
+    return lib
+
+
+@pytest.fixture(params=["c", "numba"])
+def kernels(request, monkeypatch):
+    """Run a test with the C kernels, then again with the numba fallback."""
+    if request.param == "c":
+        c_kernels()
+    else:
+        monkeypatch.setattr(sp, "library", lambda: None)
+    return request.param
+
+
+def _random_mesh(seed, n_vertices=400, n_faces=900):
+    rng = np.random.default_rng(seed)
+    vertices = rng.normal(size=(n_vertices, 3)).astype(np.float32)
+    vertices[:20] = vertices[20:40]  # duplicate points: zero-length edges
+    faces = rng.integers(0, n_vertices, (n_faces, 3))
+    faces[:10, 2] = faces[:10, 1]  # degenerate (zero-area) faces
+    return vertices, faces
+
+
+def test_c_and_numba_kernels_are_identical():
+    c_kernels()
+    import pipeline._superpoints_numba as nb
+
+    for seed in range(3):
+        vertices, faces = _random_mesh(seed)
+        normals = sp.segmentator_vertex_normals(vertices, faces)
+        assert np.array_equal(normals, nb._running_mean_face_normals(vertices, faces.astype(np.int64)))
+        edges = sp.mesh_edges(faces)
+        weights = sp.edge_weights(vertices, normals, edges)
+        np.testing.assert_array_equal(weights, nb._normal_change_weights(vertices, normals, edges))  # NaN == NaN here
+        ties = np.round(weights * 4) / 4  # many equal keys: the tie order is what differs between sorts
+        for keys in (weights, ties.astype(np.float32), np.zeros(50, np.float32), np.arange(3, dtype=np.float32)):
+            order = sp.sort_like_cpp(keys)
+            reference = np.arange(len(keys), dtype=np.int32)
+            nb._introsort(keys.copy(), reference)
+            assert np.array_equal(order, reference)
+        for k, min_verts in ((0.01, 20), (0.5, 3), (5.0, 1)):
+            order = sp.sort_like_cpp(weights)
+            ours = sp.felzenszwalb_segments(len(vertices), edges, weights, k, min_verts, order=order)
+            theirs = nb._felzenszwalb(len(vertices), edges, weights, order, np.float32(k), min_verts)
+            assert np.array_equal(ours, theirs)
+
+
+def test_kernels_reject_out_of_range_indices():
+    vertices, faces = _random_mesh(0)
+    with pytest.raises(ValueError, match="face vertex index"):
+        sp.segmentator_vertex_normals(vertices, np.vstack([faces, [[0, 1, len(vertices)]]]))
+    with pytest.raises(ValueError, match="edge vertex index"):
+        sp.edge_weights(vertices, vertices, np.array([[0, -1]]))
+    with pytest.raises(ValueError, match="order index"):
+        sp.felzenszwalb_segments(3, np.array([[0, 1]]), np.zeros(1, np.float32), order=np.array([1]))
+
+
+def test_superpoints_command_starts_without_numba_or_other_stages(tmp_path):
+    """`python -m pipeline superpoints` imports what it needs only: no numba (C kernels), no torch,
+    no tracking package, no scipy.optimize; and it still writes the same segments."""
+    c_kernels()
+    vertices, faces = crease_mesh()
+    ply = tmp_path / "crease.ply"
+    write_ply(ply, vertices, None, faces)
+    code = ("import sys; from pipeline.cli import main; main(sys.argv[1:]); "
+            "print(sorted(m for m in ('numba', 'torch', 'pipeline.tracking', 'scipy.optimize', 'open3d') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code, "superpoints", str(ply), "--out", str(tmp_path / "x.json")],
+                         capture_output=True, text=True, check=True)
+    assert run.stdout.strip().splitlines()[-1] == "[]"
+    assert np.array_equal(read_segs_json(tmp_path / "x.json"), sp.segment_mesh(vertices, faces))
 
 
 _CPP_SORT = r"""
@@ -182,8 +272,9 @@ def test_redkitchen_matches_segmentator(redkitchen):
     assert adjusted_rand_score(reference, segments) >= 0.99
 
 
-def test_redkitchen_segment_ids_identical_to_segmentator(redkitchen):
-    # Same float32 arithmetic, same std::sort tie order, same union-find: the very same ids.
+def test_redkitchen_segment_ids_identical_to_segmentator(redkitchen, kernels):
+    # Same float32 arithmetic, same std::sort tie order, same union-find: the very same ids
+    # (with the C kernels and with the numba fallback).
     mesh, reference = redkitchen
     assert np.array_equal(sp.segment_mesh(mesh.vertices, mesh.faces), reference)
 

@@ -1,4 +1,5 @@
-"""`python -m pipeline lift scene.h5 superpoints.h5 tracks.h5 --out lifted.h5`: tracked masks -> 3D.
+"""`python -m pipeline lift scene.h5 superpoints.h5 tracks.h5 --masks2d masks2d.h5 --out lifted.h5`:
+tracked masks -> 3D, and each keyframe's own (untracked) 2D masks on the points it sees.
 
 lifted.h5 (stage "lifted"):
   point_instance (N,) i32         3D instance of each scene point, -1 = none
@@ -10,19 +11,27 @@ lifted.h5 (stage "lifted"):
   views/mask_view, mask_object, mask_instance (M,) i32   per-view masks: view, object id, instance
   views/mask_offsets (M+1,) i64, views/mask_points (P,) i32   points of mask m:
                                   mask_points[mask_offsets[m]:mask_offsets[m+1]]
-Attributes: n_instances, n_views, empty_reason.
+  raw_views/frame_index (V,) i64  with masks2d.h5: each keyframe's own 2D masks, untracked (the
+  raw_views/mask_view (M,) i32,   curriculum's single-view stage); mask_row: the mask's row in
+    mask_row, mask_score,         masks2d.h5 masks/*, mask_score its 2D score; offsets and points as
+    mask_offsets, mask_points     in views/* (masks of one view may overlap)
+Attributes: n_instances, n_views, n_raw_masks, empty_reason.
+
+The raw masks live in lifted.h5 because the lift stage already projects frames onto the scene
+with the depth test; the training stage reads one artifact per scene and never needs the frames.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from pipeline.artifacts import open_artifact, read_artifact, write_artifact
 from pipeline.errors import InputError
-from pipeline.lift import DEFAULT_PARAMS, LiftResult, View, lift_views
+from pipeline.lift import DEFAULT_PARAMS, LiftResult, MaskView, View, lift_raw_views, lift_views
 from pipeline.tracking.frames import Camera, SceneFrames
 
 log = logging.getLogger(__name__)
@@ -81,9 +90,37 @@ def _lift_tracks(scene, point_superpoint: np.ndarray, tracks, params: dict, scen
     return lift_views(vertices, point_superpoint, tracked_views(frames, tracks, params), camera, params), reason
 
 
-def run_lift(scene_h5, superpoints_h5, tracks_h5, out_path, params: dict | None = None, scene_dir=None) -> Path:
+def keyframe_mask_views(frames: SceneFrames, masks) -> Iterator[MaskView]:
+    """Each keyframe of an open masks2d artifact (``KeyframeMasks``) as a :class:`MaskView`, read
+    one keyframe at a time."""
+    for position, index in enumerate(masks.keyframe_index):
+        rows = np.flatnonzero(masks.mask_keyframe == position)
+        mask_set = masks.masks_of(position)
+        yield MaskView(mask_set.masks, mask_set.scores, rows, frames.depth(int(index)), frames.pose(int(index)),
+                       int(index))
+
+
+def raw_view_arrays(scene, masks2d_h5, params: dict, scene_dir=None) -> dict:
+    """raw_views/* of lifted.h5 from masks2d.h5 (empty when it has no keyframe)."""
+    from pipeline.commands.keyframe_masks import open_masks2d
+
+    vertices = scene["vertices"]
+    with open_masks2d(masks2d_h5) as masks:
+        if masks.attrs.get("empty_reason") or len(masks.keyframe_index) == 0:
+            return lift_raw_views(vertices, [], None, params)
+        depth_width = int(scene["frames/depth_size"][0])
+        frames = SceneFrames.from_scene(scene, masks.width / depth_width, scene_dir)
+        camera = Camera(np.asarray(masks.intrinsic), masks.width, masks.height)
+        if frames.camera.shape != camera.shape:
+            raise InputError(masks2d_h5, f"masks are {masks.width}x{masks.height}, not a scaled copy of the depth frames")
+        return lift_raw_views(vertices, keyframe_mask_views(frames, masks), camera, params)
+
+
+def run_lift(scene_h5, superpoints_h5, tracks_h5, out_path, params: dict | None = None, scene_dir=None,
+             masks2d_h5=None) -> Path:
+    """lifted.h5; with ``masks2d_h5`` also the raw single-view masks (raw_views/*)."""
     params = {**DEFAULT_PARAMS, **(params or {})}
-    inputs = [str(scene_h5), str(superpoints_h5), str(tracks_h5)]
+    inputs = [str(scene_h5), str(superpoints_h5), str(tracks_h5)] + ([str(masks2d_h5)] if masks2d_h5 else [])
     scene = read_artifact(scene_h5, "scene", required=["vertices"])
     superpoints = read_artifact(superpoints_h5, "superpoints", required=["point_superpoint"])
     vertices = scene["vertices"]
@@ -92,18 +129,25 @@ def run_lift(scene_h5, superpoints_h5, tracks_h5, out_path, params: dict | None 
         raise InputError(superpoints_h5, f"has {len(point_superpoint)} points, scene.h5 has {len(vertices)}")
     with open_artifact(tracks_h5, "tracks", required=["frames/index", "frames/is_keyframe", "labels"]) as tracks:
         result, reason = _lift_tracks(scene, point_superpoint, tracks, params, scene_dir)
+    arrays = _arrays(result)
     attrs = {"n_instances": int(len(result.instance_score)), "n_views": int(len(result.views["frame_index"])),
              "empty_reason": reason}
+    if masks2d_h5 is not None:
+        arrays["raw_views"] = raw_view_arrays(scene, masks2d_h5, params, scene_dir)
+        attrs["n_raw_masks"] = int(len(arrays["raw_views"]["mask_view"]))
+        log.info("%d raw single-view masks of >= %d points in %d keyframes", attrs["n_raw_masks"],
+                 int(params["raw_min_points"]), len(arrays["raw_views"]["frame_index"]))
     log.info("%d instances cover %d of %d points; %d per-view masks in %d views", attrs["n_instances"],
              int((result.point_instance >= 0).sum()), len(vertices), len(result.views["mask_view"]), attrs["n_views"])
-    return write_artifact(out_path, "lifted", _arrays(result), params=params, inputs=inputs, attrs=attrs)
+    return write_artifact(out_path, "lifted", arrays, params=params, inputs=inputs, attrs=attrs)
 
 
 def _handle(args) -> int:
     import json
 
     params = json.loads(args.params) if args.params else {}
-    run_lift(args.scene_h5, args.superpoints_h5, args.tracks_h5, args.out, params, scene_dir=args.scene_dir)
+    run_lift(args.scene_h5, args.superpoints_h5, args.tracks_h5, args.out, params, scene_dir=args.scene_dir,
+             masks2d_h5=args.masks2d)
     print(f"wrote {args.out}")
     return 0
 
@@ -113,11 +157,13 @@ def register(subparsers) -> None:
         "lift",
         help="lift tracked 2D masks to 3D instances (one label per superpoint) -> lifted.h5",
         description="Project scene points into the tracked frames, vote object ids onto points and superpoints, "
-        "and write 3D instances with scores plus the per-view (single-frame) masks.",
+        "and write 3D instances with scores plus the per-view (single-frame) masks; with --masks2d also each "
+        "keyframe's own untracked 2D masks on the points it sees (raw_views/*).",
     )
     parser.add_argument("scene_h5", help="scene.h5 from the ingest stage")
     parser.add_argument("superpoints_h5", help="superpoints.h5 from the superpoints stage")
     parser.add_argument("tracks_h5", help="tracks.h5 from the track stage")
+    parser.add_argument("--masks2d", help="masks2d.h5 from keyframe_masks: store the raw single-view masks")
     parser.add_argument("--out", required=True, help="output lifted.h5")
     parser.add_argument("--params", help="stage parameters as JSON (the lift config section)")
     parser.add_argument("--scene-dir", help="scene folder (default: the one recorded in scene.h5)")

@@ -230,16 +230,15 @@ def teacher_pseudo_masks(teacher: InstanceNet, scene: SceneTensors, boxes: Scene
                          centres_m: np.ndarray, config: Beep3DConfig, query_coords: torch.Tensor | None = None) -> TeacherResult:
     """Run the teacher with centre-refined queries, match queries to boxes, assign P^u (Eq. 2-6)."""
     if config.queries == "boxes":
-        query_coords = box_query_coords(scene, centres_m)
-    elif query_coords is None:
-        query_coords = initial_query_coords(scene, teacher.config.n_queries)
-    refine = centre_refiner(scene, centres_m, config.centre_similarity, config.centre_temperature)
-    if config.queries == "boxes":
-        output = teacher(scene, query_coords)  # the queries already sit at the centres
-    elif config.refine_every_layer:
-        output = teacher(scene, query_coords, refine)
+        output = teacher(scene, box_query_coords(scene, centres_m))  # the queries already sit at the centres
     else:
-        output = teacher(scene, refine(query_coords))
+        if query_coords is None:
+            query_coords = initial_query_coords(scene, teacher.config.n_queries)
+        refine = centre_refiner(scene, centres_m, config.centre_similarity, config.centre_temperature)
+        if config.refine_every_layer:
+            output = teacher(scene, query_coords, refine)
+        else:
+            output = teacher(scene, refine(query_coords))
     last = output.last
     classes = torch.as_tensor(boxes.class_index, dtype=torch.long, device=last.mask_logits.device)
     centres_norm = torch.as_tensor(scene.normalise(centres_m), dtype=last.coords.dtype, device=last.coords.device)

@@ -4,8 +4,9 @@
 - superpoints.h5: point_superpoint (without it, a coarse voxel grid stands in, with a warning)
 - boxes.h5 (box_partition): the box partition (box mode)
 - ncut.h5: masks (M, S) over superpoints; lifted.h5: point_instance (N,) and, for the
-  curriculum's first stage, the per-view masks views/mask_view, views/mask_offsets,
-  views/mask_points (points of mask m: mask_points[mask_offsets[m]:mask_offsets[m+1]])
+  curriculum's first stage, the per-view masks of the tracked objects (views/*) and each
+  keyframe's own 2D masks (raw_views/*): mask_view, mask_offsets, mask_points (points of mask m:
+  mask_points[mask_offsets[m]:mask_offsets[m+1]])
 """
 
 from __future__ import annotations
@@ -41,10 +42,12 @@ class SceneInputs:
 class ViewMasks:
     point: np.ndarray  # (P,) point index
     view: np.ndarray  # (P,) view id
-    instance: np.ndarray  # (P,) mask id (unique over the scene; -1: seen, in no mask)
+    instance: np.ndarray  # (P,) mask id (unique over the scene; -1: seen, in no mask); a point is
+    # listed once per mask of its view, so overlapping masks (raw 2D masks) list it several times
 
     def view_ids(self) -> np.ndarray:
-        return np.unique(self.view)
+        """Views with at least one mask."""
+        return np.unique(self.view[self.instance >= 0])
 
 
 @dataclass
@@ -59,13 +62,18 @@ class TrainScene:
     box_fractions: np.ndarray | None = None  # (B, S) share of each superpoint inside each box
     sources: dict[str, np.ndarray] = field(default_factory=dict)  # "ncut" / "lifted": (K, S) in [0, 1]
     source_scores: dict[str, np.ndarray] = field(default_factory=dict)  # (K,) each source mask's own score
-    views: ViewMasks | None = None
+    views: ViewMasks | None = None  # lifted_views: the tracked objects' masks per view
+    raw_views: ViewMasks | None = None  # raw_views: each keyframe's own 2D masks
     gt_instance: np.ndarray | None = None  # (N,) for evaluation only, never used in training
     gt_labels: np.ndarray | None = None
 
     @property
     def n_points(self) -> int:
         return len(self.points)
+
+    def view_masks(self, source: str) -> ViewMasks | None:
+        """The per-view masks of a view source (lifted_views | raw_views)."""
+        return {"lifted_views": self.views, "raw_views": self.raw_views}[source]
 
     @property
     def n_superpoints(self) -> int:
@@ -147,6 +155,9 @@ def load_scene(inputs: SceneInputs, label_index: dict[str, int] | None = None, w
         views = view_masks_from_lifted(art, n)
         if views is not None and len(views.point):
             result.views = views
+        raw = view_masks_from_lifted(art, n, "raw_views")
+        if raw is not None and len(raw.point):
+            result.raw_views = raw
     return result
 
 
@@ -159,19 +170,20 @@ def _mask_scores(art, n_masks: int) -> np.ndarray:
     return scores
 
 
-def view_masks_from_lifted(art, n_points: int) -> ViewMasks | None:
-    """Per-view masks of lifted.h5 (views/mask_view, mask_offsets, mask_points) as triplets;
-    None when the artifact has none. The object id within a view is the mask's index."""
-    needed = ("views/mask_view", "views/mask_offsets", "views/mask_points")
+def view_masks_from_lifted(art, n_points: int, group: str = "views") -> ViewMasks | None:
+    """Per-view masks of lifted.h5 (``group``: views = tracked objects, raw_views = each keyframe's
+    own 2D masks; datasets mask_view, mask_offsets, mask_points) as triplets; None when the
+    artifact has none. The mask id is the mask's index."""
+    needed = (f"{group}/mask_view", f"{group}/mask_offsets", f"{group}/mask_points")
     if not all(name in art for name in needed):
         return None
-    mask_view = art["views/mask_view"].astype(np.int64)
-    offsets = art["views/mask_offsets"].astype(np.int64)
-    points = art["views/mask_points"].astype(np.int64)
+    mask_view = art[f"{group}/mask_view"].astype(np.int64)
+    offsets = art[f"{group}/mask_offsets"].astype(np.int64)
+    points = art[f"{group}/mask_points"].astype(np.int64)
     if len(offsets) != len(mask_view) + 1 or (len(offsets) and offsets[-1] != len(points)):
-        raise InputError(art.path, "views/mask_offsets does not fit views/mask_view and views/mask_points")
+        raise InputError(art.path, f"{group}/mask_offsets does not fit {group}/mask_view and {group}/mask_points")
     if len(points) and (points.min() < 0 or points.max() >= n_points):
-        raise InputError(art.path, f"views/mask_points indexes points outside 0..{n_points - 1}")
+        raise InputError(art.path, f"{group}/mask_points indexes points outside 0..{n_points - 1}")
     mask_of_entry = np.repeat(np.arange(len(mask_view)), np.diff(offsets))
     return ViewMasks(points, mask_view[mask_of_entry], mask_of_entry)
 
@@ -229,6 +241,22 @@ def crop(scene: TrainScene, point_index: np.ndarray) -> tuple[TrainScene, np.nda
     sub = TrainScene(f"{scene.name}[crop]", scene.points[point_index], scene.colors[point_index],
                      scene.normals[point_index], new_sp, sp_size)
     return sub, kept_sp
+
+
+def view_crop(scene: TrainScene, views: ViewMasks, view: int) -> tuple[TrainScene, np.ndarray]:
+    """One view's training sample: the sub-scene of the points it lists (its masks' points, and
+    points seen in no mask), and (K, S') targets, per mask the share of each cropped superpoint's
+    points in it. Built per mask, not from a label map, because raw 2D masks may overlap; for
+    disjoint masks it equals ``label_fractions``."""
+    seen = views.view == view
+    points, entry_point = np.unique(views.point[seen], return_inverse=True)
+    sub, _ = crop(scene, points)
+    in_mask = views.instance[seen] >= 0
+    _, entry_mask = np.unique(views.instance[seen][in_mask], return_inverse=True)
+    n_masks, n_sp = int(entry_mask.max()) + 1 if len(entry_mask) else 0, sub.n_superpoints
+    keys = entry_mask.reshape(-1) * n_sp + sub.point_superpoint[entry_point.reshape(-1)[in_mask]]
+    counts = np.bincount(keys, minlength=n_masks * n_sp).reshape(n_masks, n_sp)
+    return sub, (counts / np.maximum(sub.sp_size, 1)[None]).astype(np.float32)
 
 
 def scene_from_arrays(name: str, points, colors, normals, point_superpoint=None, box_min=None, box_max=None,

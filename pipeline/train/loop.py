@@ -32,11 +32,11 @@ from pipeline.errors import InputError
 from pipeline.model.net import InstanceNet, ModelConfig, SceneTensors, prepare_scene, resolve_device
 from pipeline.train.beep3d import beep3d_losses, box_query_coords, initial_query_coords, teacher_pseudo_masks
 from pipeline.train.config import Phase, TrainConfig
-from pipeline.train.data import TrainScene, crop, identity_augmentation, sample_augmentation
+from pipeline.train.data import TrainScene, identity_augmentation, sample_augmentation, view_crop
 from pipeline.train.ema import ema_decay, ema_update, make_teacher
 from pipeline.train.selftrain import (
+    VIEW_SOURCES,
     file_targets,
-    label_fractions,
     novel_masks,
     predicted_masks,
     unsupervised_losses,
@@ -123,6 +123,11 @@ class Sample:
     view: int | None = None
 
 
+def view_source(phase: Phase) -> str | None:
+    """The phase's view source (lifted_views | raw_views; config.resolve keeps it alone), or None."""
+    return next((t for t in phase.targets if t in VIEW_SOURCES), None)
+
+
 class Trainer:
     def __init__(self, scenes: list[TrainScene], config: TrainConfig, mode: str, labels: list[str],
                  params: dict | None = None, fingerprint: str = ""):
@@ -168,11 +173,11 @@ class Trainer:
             return [Phase("beep3d", ("boxes",), iterations=self.config.box_steps(len(usable)))]
         phases = []
         for phase in self.config.phases:
-            if "lifted_views" in phase.targets and len(phase.targets) > 1:
-                raise ValueError(f"phase {phase.name}: lifted_views trains on crops and cannot share a phase with {phase.targets}")
-            if phase.targets == ("lifted_views",):
-                if not any(s.views is not None for s in self.scenes):
-                    log.warning("phase %s skipped: no lifted.h5 has per-view masks (views/*)", phase.name)
+            source = view_source(phase)
+            if source is not None:
+                if not any(s.view_masks(source) is not None for s in self.scenes):
+                    group = "views/*" if source == "lifted_views" else "raw_views/* (lift with masks2d.h5)"
+                    log.warning("phase %s skipped: no lifted.h5 has %s masks (%s)", phase.name, source, group)
                     continue
             elif phase.targets == ("predicted",):
                 if not phases:
@@ -260,13 +265,13 @@ class Trainer:
     def _samples(self, phase: Phase) -> list[Sample]:
         if self.mode == "box":
             return [Sample(i) for i in self._box_scenes()]
-        if phase.targets == ("lifted_views",):
+        source = view_source(phase)
+        if source is not None:
             out = []
             for i, scene in enumerate(self.scenes):
-                if scene.views is None:
-                    continue
-                labelled = scene.views.instance >= 0
-                out += [Sample(i, int(v)) for v in np.unique(scene.views.view[labelled])]
+                views = scene.view_masks(source)
+                if views is not None:
+                    out += [Sample(i, int(v)) for v in views.view_ids()]
             return out
         out = []
         for i in range(len(self.scenes)):
@@ -303,12 +308,7 @@ class Trainer:
         scene = self.scenes[sample.scene]
         phase = self.phases[self.phase_index]
         if sample.view is not None:
-            seen = scene.views.view == sample.view
-            sub, _ = crop(scene, scene.views.point[seen])
-            instance = scene.views.instance[seen]
-            labels = np.full(len(instance), -1, np.int64)
-            labels[instance >= 0] = np.unique(instance[instance >= 0], return_inverse=True)[1].reshape(-1)
-            scene, targets = sub, label_fractions(labels, sub.point_superpoint, sub.sp_size)
+            scene, targets = view_crop(scene, scene.view_masks(view_source(phase)), sample.view)
         else:
             targets = self.phase_targets(sample.scene, phase) if self.mode == "unsupervised" else None
         augment = {**self.config.augment, **(phase.augment or {})}

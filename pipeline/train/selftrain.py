@@ -7,8 +7,11 @@ below ``tau_drop`` (they may be objects the pseudo-masks missed).
 
 Training runs in *phases*, each naming the target sources it learns from:
 - ``ncut``: UnScene3D's NCut masks (ncut.h5); ``lifted``: tracked multi-view masks (lifted.h5);
-- ``lifted_views``: per-view lifted masks; each sample is the part of a scene one view saw
-  (curriculum stage 1);
+- ``raw_views``: each keyframe's own 2D masks before tracking, on the points that view observes
+  (lifted.h5 raw_views/*); each sample is the part of a scene one view's masks cover (curriculum
+  stage 1, as the granularity-consistent paper trains it first);
+- ``lifted_views``: the tracked objects' masks per view (lifted.h5 views/*), sampled the same way
+  (stage 1 on already tracked masks);
 - ``predicted``: the model's own confident predictions on full scenes, computed at the start of
   the phase. Together with other sources it adds only masks they do not already cover
   (UnScene3D's mask addition onto the fixed initial set); alone it is the curriculum's stage 3
@@ -27,7 +30,8 @@ from pipeline.train import losses
 from pipeline.train.beep3d import LossWeights, mask_set_losses
 from pipeline.train.matching import MatchWeights
 
-SOURCES = ("ncut", "lifted", "lifted_views", "predicted")
+SOURCES = ("ncut", "lifted", "lifted_views", "raw_views", "predicted")
+VIEW_SOURCES = ("lifted_views", "raw_views")  # trained on one view's crop at a time
 
 
 @dataclass(frozen=True)

@@ -160,10 +160,11 @@ def learning_mode():
 def unsupervised_sources():
     """Artifacts the unsupervised phases read: ncut.h5 and/or lifted.h5 (as named by the phases)."""
     phases = stage_config("train").get("unsupervised", {}).get("phases")
-    if not phases:
-        return ["ncut", "lifted"]  # the presets' phases use both
+    if not phases or any("stage" in phase for phase in phases):
+        return ["ncut", "lifted"]  # the presets' curriculum stages use both
     named = {name for phase in phases for target in phase.get("targets", []) for name in target.split("|")}
-    return [name for name in ("ncut", "lifted") if name in named or (name == "lifted" and "lifted_views" in named)]
+    views = {"lifted_views", "raw_views"}  # per-view masks are stored in lifted.h5
+    return [name for name in ("ncut", "lifted") if name in named or (name == "lifted" and named & views)]
 
 
 def train_inputs(wildcards):

@@ -48,6 +48,7 @@ rule lift:
         scene=f"{RESULTS}/{{scene}}/scene.h5",
         superpoints=f"{RESULTS}/{{scene}}/superpoints.h5",
         tracks=f"{RESULTS}/{{scene}}/tracks.h5",
+        masks2d=f"{RESULTS}/{{scene}}/masks2d.h5",  # raw single-view masks for the curriculum's first stage
     output:
         f"{RESULTS}/{{scene}}/lifted.h5",
     params:

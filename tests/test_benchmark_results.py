@@ -1,0 +1,94 @@
+"""The README's Performance rows are the benchmark result files rendered (benchmarks/bench_results.py),
+so the README cannot quote numbers that no run produced. Update both with `make bench`."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import bench_results  # noqa: E402
+
+
+def test_readme_rows_match_the_benchmark_results():
+    rows = bench_results.rendered_rows()
+    if not rows:
+        pytest.skip("no full-mode result files in benchmarks/results/ (run `make bench`)")
+    assert set(rows) >= {f"| `{name}.py` |" for name in bench_results.load_results()}
+    problems = bench_results.readme_mismatches(bench_results.README.read_text(), rows)
+    assert not problems, "\n".join(problems) + "\n(run `python benchmarks/bench_results.py --update-readme`)"
+
+
+def test_result_files_say_when_and_where_they_were_measured():
+    for path in sorted(bench_results.RESULTS.glob("*.json")):
+        record = json.loads(path.read_text())
+        assert record["benchmark"] == path.stem and record["quick"] is False, path
+        assert record["date"] and record["machine"]["cpu"] and record["machine"]["cores"] >= 1, path
+
+
+def _record(benchmark, data, quick=False):
+    return {"benchmark": benchmark, "date": "2026-01-02", "quick": quick, "command": [],
+            "machine": {"cpu": "Test CPU", "cores": 2, "load_average_1min": 0.5}, "data": data}
+
+
+TRACKING = {"tracker": "reprojection", "device": "cpu", "width": 640, "height": 480, "keyframe_stride": 10,
+            "rows": [{"frames": 25, "seconds": 2.0, "cpu_seconds": 2.0, "peak_mib": 200.0},
+                     {"frames": 50, "seconds": 5.0, "cpu_seconds": 4.0, "peak_mib": 210.0}]}
+
+
+def test_a_changed_result_file_makes_the_check_fail_and_update_fixes_it(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "tracking.json").write_text(json.dumps(_record("tracking", TRACKING)))
+    (results / "quick.json").write_text(json.dumps(_record("ncut", {}, quick=True)))  # quick runs are never quoted
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n| script | measures | last result |\n|---|---|---|\n| `tracking.py` | old | ~9 fps |\n"
+                      "| `scaling.py` | other | kept |\n\nafter\n")
+    rows = bench_results.rendered_rows(results)
+    assert set(rows) == {"| `tracking.py` |", "| `run_all.py` (`make bench`) |"}
+    assert "10.0 fps over 50 frames" in rows["| `tracking.py` |"] and "2026-01-02, 2 cores Test CPU" in rows["| `tracking.py` |"]
+    assert len(bench_results.readme_mismatches(readme.read_text(), rows)) == 2  # stale row, missing bench row
+    assert bench_results.update_readme(readme, results) == 2
+    text = readme.read_text()
+    assert not bench_results.readme_mismatches(text, rows)
+    assert "| `scaling.py` | other | kept |\n" + rows["| `run_all.py` (`make bench`) |"] + "\n\nafter\n" in text
+    TRACKING["rows"][-1]["seconds"] = 10.0
+    (results / "tracking.json").write_text(json.dumps(_record("tracking", TRACKING)))
+    assert bench_results.readme_mismatches(text, bench_results.rendered_rows(results))  # now stale
+
+
+def test_make_bench_runs_every_benchmark_the_readme_quotes():
+    import re
+
+    import run_all
+
+    assert all((REPO / "benchmarks" / f"{name}.py").is_file() for name in run_all.BENCHMARKS)
+    readme = bench_results.README.read_text()
+    performance = readme[readme.index("## Performance"):]
+    quoted = set(re.findall(r"^\| `(\w+)\.py` \|", performance, flags=re.M)) - {"run_all"}
+    assert quoted, "no benchmark rows found in the README's Performance section"
+    missing = quoted - set(run_all.BENCHMARKS)
+    assert not missing, f"README quotes benchmarks that `make bench` does not run: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("name", ["superpoints", "ncut", "tracking", "backproject", "fusion", "overlap_assignment"])
+def test_benchmarks_take_json_and_quick(name):
+    run = subprocess.run([sys.executable, str(REPO / "benchmarks" / f"{name}.py"), "--help"], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "--json" in run.stdout and "--quick" in run.stdout
+
+
+def test_result_files_of_other_writers_get_date_and_machine(tmp_path):
+    path = tmp_path / "real_scan.json"
+    path.write_text(json.dumps({"scenes": ["scene0000_00"], "ap": 0.38}))  # real_scan.py's own format
+    bench_results.ensure_envelope(path, "real_scan", False, ["real_scan.py", "--seeds", "0"])
+    record = json.loads(path.read_text())
+    assert record["benchmark"] == "real_scan" and record["quick"] is False and record["date"]
+    assert record["machine"]["cores"] >= 1 and record["data"] == {"scenes": ["scene0000_00"], "ap": 0.38}
+    bench_results.ensure_envelope(path, "real_scan", True, [])  # already has them: unchanged
+    assert json.loads(path.read_text()) == record
