@@ -55,7 +55,11 @@ def planned_submissions(args, cwd):
 
 
 def job_name(job):
-    return f"group_{job['group']}" if "group" in job else f"rule_{job['rule']}"
+    """The name the SLURM plugin gives a job's log folder: group_<id>_<rules> or rule_<name>."""
+    if "rule" in job:
+        return f"rule_{job['rule']}"
+    rules = sorted({rule for level in job["rules"] for rule in level})
+    return f"group_{job['group']}_" + "_".join(rules[:5] + (["..."] if len(rules) > 5 else []))
 
 
 def sbatch_calls(output):
@@ -78,10 +82,10 @@ def test_profiles_group_jobs_per_scene_with_summed_resources(tmp_path):
     """Without a cluster: what profiles/slurm would submit for two scenes, and what each job asks for."""
     (tmp_path / "two.yaml").write_text(TWO_SCENES)
     jobs = planned_submissions(["--profile", str(REPO / "profiles" / "slurm"), "--configfile", "two.yaml"], tmp_path)
-    names = sorted(job_name(job) for job in jobs)
-    assert names == sorted([f"group_{g}_{s}" for g in GROUPS_PER_SCENE for s in ("tiny_room", "tiny_room_b")]
-                           + [f"rule_{r}" for r in GATHER_RULES])
-    by_name = {job_name(job): job for job in jobs}
+    names = sorted(job.get("group", job.get("rule")) for job in jobs)
+    assert names == sorted([f"{g}_{s}" for g in GROUPS_PER_SCENE for s in ("tiny_room", "tiny_room_b")]
+                           + list(GATHER_RULES))
+    by_name = {f"group_{job['group']}" if "group" in job else job["rule"]: job for job in jobs}
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
 
     def resource(rule, name):
@@ -90,19 +94,20 @@ def test_profiles_group_jobs_per_scene_with_summed_resources(tmp_path):
     masks = by_name["group_masks_tiny_room"]["resources"]
     assert by_name["group_masks_tiny_room"]["rules"] == [
         ["features_2d", "features_3d", "keyframe_masks"], ["ncut", "track"], ["lift"]]
-    # four GPU rules, three of which could run at once: one GPU, used by one rule after another
-    assert masks["gpu"] == 1
-    assert masks["cpus_per_task"] == 8  # the group's cap (resources: cpus_per_task=8, local scope)
+    # The plugin runs a group's rules one after another (one srun step each): the group asks for
+    # its largest member's GPUs, CPUs and memory, and for the sum of their runtimes.
     rules = ("features_2d", "features_3d", "keyframe_masks", "track", "ncut", "lift")
-    assert masks["mem_mb"] == max(resource(rule, "mem_mb") for rule in rules)  # the largest, not the sum
-    # every rule one after another: the GPU rules take turns, and ncut's CPUs do not fit beside track's
+    assert masks["gpu"] == 1  # not 3 for the three GPU rules that could run at once
+    assert masks["cpus_per_task"] == max(resource(rule, "cpus_per_task") for rule in rules)
+    assert masks["mem_mb"] == max(resource(rule, "mem_mb") for rule in rules)
     assert masks["runtime"] == sum(resource(rule, "runtime") for rule in rules)
     assert by_name["group_labels_tiny_room"]["resources"]["gpu"] == 1
-    assert "gpu" not in by_name["group_prep_tiny_room"]["resources"]
-    # the rules of one scene that can run together do: superpoints beside box_partition
     prep = by_name["group_prep_tiny_room"]["resources"]
-    assert prep["cpus_per_task"] == 2 * resource("superpoints", "cpus_per_task")
-    assert prep["mem_mb"] == resource("superpoints", "mem_mb") + resource("box_partition", "mem_mb")
+    assert "gpu" not in prep
+    rules = ("synth_scene", "ingest", "superpoints", "box_partition")
+    assert (prep["cpus_per_task"], prep["mem_mb"], prep["runtime"]) == (
+        max(resource(rule, "cpus_per_task") for rule in rules), max(resource(rule, "mem_mb") for rule in rules),
+        sum(resource(rule, "runtime") for rule in rules))
 
 
 def test_dag_through_slurm_in_group_jobs_matches_local_run(slurm_cluster, tmp_path):
@@ -138,19 +143,20 @@ def test_dag_through_slurm_in_group_jobs_matches_local_run(slurm_cluster, tmp_pa
         assert "--gpus" not in asked
     assert assert_same_artifacts(local / "results", cluster_dir / "results") >= 2
 
-    # Reruns inside a group: a forced stage (lift) and a lost artifact (tracks.h5 of one scene, as
-    # if its group job had died in `track`) resubmit the `masks` group with those rules only.
+    # Reruns inside a group: a forced stage (`-R lift`) and a lost artifact (tracks.h5 of one scene, as
+    # if its group job had died in `track`) resubmit the groups with those rules and what follows
+    # them only; nothing else in the group is redone.
     results = cluster_dir / "results"
     untouched = [results / s / f for s in ("tiny_room", "tiny_room_b") for f in ("features_2d.h5", "masks2d.h5")]
     untouched.append(results / "tiny_room" / "tracks.h5")
     mtimes = {path: path.stat().st_mtime_ns for path in untouched}
     (results / "tiny_room_b" / "tracks.h5").unlink()
-    targets = ["--forcerun", "lift", "results/tiny_room/lifted.h5", "results/tiny_room_b/lifted.h5"]
-    planned = planned_submissions([*profile, *targets], cluster_dir)
-    assert sorted((job["group"], job["rules"]) for job in planned) == [
-        ("masks_tiny_room", [["lift"]]), ("masks_tiny_room_b", [["track"], ["lift"]])]
-    code, output = snakemake([*profile, *targets], cluster_dir, env=slurm_cluster.env)
+    planned = planned_submissions([*profile, "-R", "lift"], cluster_dir)
+    assert sorted(str(job.get("group", job.get("rule"))) + str(job.get("rules", "")) for job in planned) == [
+        "labels_tiny_room[['evaluate', 'pictures']]", "labels_tiny_room_b[['evaluate', 'pictures']]",
+        "masks_tiny_room[['lift']]", "masks_tiny_room_b[['track'], ['lift']]", "summary"]
+    code, output = snakemake([*profile, "-R", "lift"], cluster_dir, env=slurm_cluster.env)
     assert code == 0, output[-20000:]
-    assert len(submitted_job_ids(output)) == 2, output[-20000:]
+    assert len(submitted_job_ids(output)) == len(planned), output[-20000:]
     assert {path: path.stat().st_mtime_ns for path in untouched} == mtimes
     assert assert_same_artifacts(local / "results", results) >= 2

@@ -149,7 +149,7 @@ def c_kernels():
 
     lib = library()
     if lib is None:
-        pytest.skip("no C compiler: the C superpoint kernels are not built (the numba kernels run)")
+        pytest.skip("C superpoint kernels unavailable (no C compiler, or SCAN_PSEUDOLABELS_KERNELS=numba): numba runs")
     return lib
 
 
