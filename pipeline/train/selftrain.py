@@ -103,15 +103,30 @@ def chosen_file_sources(sources: dict[str, np.ndarray], targets) -> list[str]:
     return chosen
 
 
+def ranked_in_order(scores: list[np.ndarray]) -> list[np.ndarray]:
+    """Each set's scores scaled strictly below every score of the sets before it, order kept within
+    a set. Scores of different sources do not compare (NCut's boundary contrast, the lift's vote
+    share), so the order of the targets says which source ranks first."""
+    out, floor = [], None
+    for values in scores:
+        values = np.asarray(values, np.float32)
+        if floor is not None:
+            values = values * floor * np.float32(1 - 1e-6)
+        out.append(values)
+        floor = float(np.min(values, initial=1.0 if floor is None else floor))
+    return out
+
+
 def file_targets(sources: dict[str, np.ndarray], targets, sp_size: np.ndarray, duplicate_iou: float,
                  source_scores: dict[str, np.ndarray] | None = None):
     """A scene's pseudo-masks from file sources for a phase's ``targets`` (``chosen_file_sources``):
-    their union with duplicates dropped (``merge_mask_sources``); non-file targets (predicted, ...)
-    add nothing. With ``source_scores`` also returns each kept mask's score in its source."""
+    their union with duplicates dropped (``merge_mask_sources``: an earlier source wins); non-file
+    targets (predicted, ...) add nothing. With ``source_scores`` also returns each kept mask's score:
+    its own within its source, every source ranked after the ones before it (``ranked_in_order``)."""
     names = chosen_file_sources(sources, targets)
     scores = None
     if source_scores is not None:
-        scores = [source_scores.get(name, np.ones(len(sources[name]), np.float32)) for name in names]
+        scores = ranked_in_order([source_scores.get(name, np.ones(len(sources[name]), np.float32)) for name in names])
     return merge_mask_sources([sources[name] for name in names], sp_size, duplicate_iou, scores)
 
 

@@ -122,3 +122,22 @@ def test_full_scene_stage_learns_predictions_alone_or_added_to_the_files(monkeyp
     assert len(targets) == n_file_masks + n_added
     np.testing.assert_array_equal(targets[:n_file_masks], masks[:n_file_masks] > 0.5)
     np.testing.assert_array_equal(targets[n_file_masks:], planted[0][[0, 1]][-n_added:])
+
+
+def test_merged_sources_rank_in_the_order_the_targets_name_them():
+    """NCut and lifted masks together (["ncut", "lifted"]): NCut wins duplicates and every NCut mask
+    ranks before every lifted one, whatever their own scores (they are not comparable)."""
+    from pipeline.train.selftrain import file_targets, ranked_in_order
+
+    first, second = ranked_in_order([np.array([0.3, 0.5]), np.array([0.9, 0.4])])
+    assert first.tolist() == pytest.approx([0.3, 0.5]) and second.tolist() == pytest.approx([0.27, 0.12], abs=1e-5)
+    sizes = np.ones(4)
+    ncut = np.array([[1, 1, 0, 0], [0, 0, 1, 0]], np.float32)
+    lifted = np.array([[1, 1, 0, 0], [0, 0, 0, 1]], np.float32)  # a duplicate of ncut's first, a new one
+    sources, scores = {"ncut": ncut, "lifted": lifted}, {"ncut": np.array([0.2, 0.4]), "lifted": np.array([0.9, 0.8])}
+    masks, kept = file_targets(sources, ["ncut", "lifted"], sizes, 0.5, scores)
+    np.testing.assert_array_equal(masks, [ncut[0], ncut[1], lifted[1]])
+    assert kept.tolist() == pytest.approx([0.2, 0.4, 0.8 * 0.2], abs=1e-5)
+    masks, kept = file_targets(sources, ["lifted", "ncut"], sizes, 0.5, scores)
+    np.testing.assert_array_equal(masks, [lifted[0], lifted[1], ncut[1]])
+    assert kept.tolist() == pytest.approx([0.9, 0.8, 0.4 * 0.8], abs=1e-5)
