@@ -478,8 +478,8 @@ def test_cli_gt_classes_and_the_metrics_say_which_convention_scored(tmp_path, ca
     rows, _ = write_summary([out, everything], [], tmp_path / "s.tsv", tmp_path / "s.md")
     assert [row["gt_classes"] for row in rows] == ["all_objects", "scannet18"]  # rows sorted by file
     markdown = (tmp_path / "s.md").read_text()
-    assert "| 1.000 | 1.000 | 1.000 | 3 | 2 | - | - | scannet18 |" in markdown and "gt_classes: scannet18 =" in markdown
-    assert (tmp_path / "s.tsv").read_text().splitlines()[0].endswith("\tgt_classes")
+    assert "| 1.000 | 1.000 | 1.000 | 3 | 2 | - | - | - | scannet18 |" in markdown and "gt_classes: scannet18 =" in markdown
+    assert (tmp_path / "s.tsv").read_text().splitlines()[0].endswith("\tgt_classes\tnotes")
     assert conventions_by_scene(rows) == {"tiny": "all_objects/scannet18"}
 
 

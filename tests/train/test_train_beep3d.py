@@ -230,9 +230,14 @@ def test_teacher_beats_the_smallest_box_rule_on_a_real_crop(scene0000_dir):
     rule_accuracy = np.mean(rule[judged] == gt_box[judged])
     assert judged.sum() > 400 and rule_accuracy < 0.3
 
-    params = {"mode": "box", "model": TINY_MODEL, "iterations": 60, "log_every": 0, "checkpoint_every": 0}
+    # The teacher's own decisions (Eq. 4 everywhere), after 60 steps of the tiny model.
+    params = {"mode": "box", "model": TINY_MODEL, "iterations": 60, "log_every": 0, "checkpoint_every": 0,
+              "box": {"min_margin": 0.0}}
     config = resolve(params)
     trainer = Trainer([scene], config, "box", vocab, params)
     trainer.run()
     teacher = predict_boxes(trainer.teacher, scene, config.box).point_box
     assert np.mean(teacher[judged] == gt_box[judged]) > rule_accuracy + 0.2
+    # The default margin keeps only the sure decisions: never worse than the rule here.
+    gated = predict_boxes(trainer.teacher, scene, resolve({}).box).point_box
+    assert np.mean(gated[judged] == gt_box[judged]) >= rule_accuracy
