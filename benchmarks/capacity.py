@@ -3,9 +3,10 @@
 1. Runs the whole DAG (`snakemake --cores 2 --resources gpu=1`, default config) on one scan at
    ScanNet's resolution: redkitchen's real frames with colour upsampled to 1296x968, depth
    640x480, its 89k-vertex mesh (as `benchmarks/scaling.py --scannet` makes them; --frames, default
-   250). Each rule's CPU seconds and peak RSS come from its benchmark file; the three cached rules
-   (superpoints, features_2d, features_3d; no benchmark file allowed) are run again as processes
-   on the DAG's own inputs and config to measure them. Disk: every artifact of the scan.
+   250). Then every per-scan rule runs again as its own `python -m pipeline` process on the DAG's
+   inputs, model and config: its CPU seconds (user + system) and peak RSS come from the kernel
+   (Snakemake's benchmark files sample the processes and are shown beside them; three cached rules
+   have none). `train` is as Snakemake measured it. Disk: every file the scan's rules wrote.
 2. Extrapolates to ScanNet's mean scan (--scan-frames, default 1,650: 2.5 M frames / 1,513 scans)
    with the CPU seconds per frame of `benchmarks/scaling.py --scannet --json` (--scaling), for the
    stages that read frames, and the artifact growth per frame of the same run for disk.
@@ -39,7 +40,6 @@ from scaling import measure, scannet_resolution_frames, scannet_scene  # noqa: E
 SCANNET_SCANS = 1513
 SCANNET_MEAN_FRAMES = 1650  # ScanNet v2: 2.5 M RGB-D frames in 1,513 scans
 GPU_RULES = ("features_2d", "features_3d", "keyframe_masks", "track", "train", "predict")  # resources: gpu=1
-CACHED_RULES = ("superpoints", "features_2d", "features_3d")
 # Stages whose cost grows with the frames they read, and the fraction of frames they read by default.
 FRAME_STAGES = {"ingest": 1.0, "features_2d": None, "keyframe_masks": 1.0, "track": 1.0, "lift": 1.0}
 # Artifacts that grow with the number of frames (their per-frame growth comes from scaling.py).
@@ -52,9 +52,16 @@ PER_SCAN_GROUPS = {  # profiles/slurm's groups
 }
 
 
+# Snakemake samples a job's processes every second for 30 s, then every 30 s, so a job's last seconds
+# of CPU time can go uncounted; this runs it sampling every second throughout.
+SNAKEMAKE_SAMPLING_EVERY_SECOND = (
+    "import sys; import snakemake.benchmark as b; b.benchmarked.__defaults__ = (None, None, 1); "
+    "from snakemake.cli import main; sys.argv = ['snakemake', *sys.argv[1:]]; sys.exit(main())")
+
+
 def run_dag(scene: Path, work: Path, cores: int) -> None:
     (work / "scan.yaml").write_text(yaml.safe_dump({"scenes": {scene.name: str(scene)}, "results_dir": "results"}))
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", str(cores),
+    proc = subprocess.run([sys.executable, "-c", SNAKEMAKE_SAMPLING_EVERY_SECOND, "--snakefile", str(REPO / "Snakefile"), "--cores", str(cores),
                            "--resources", "gpu=1", "--configfile", "scan.yaml"], cwd=work, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"snakemake failed:\n{(proc.stdout + proc.stderr)[-5000:]}")
@@ -72,18 +79,38 @@ def benchmark_rows(results: Path, scene: str) -> dict[str, dict]:
     return rows
 
 
-def cached_rule_rows(results: Path, scene: str) -> dict[str, dict]:
-    """The cached rules (no benchmark file) run again as processes on the DAG's inputs and config."""
+def process_rows(results: Path, scene: Path) -> dict[str, dict]:
+    """Every per-scan rule run again as its own `python -m pipeline` process on the DAG's inputs and
+    config (CPU seconds and peak RSS from the kernel, exact; three rules have no benchmark file)."""
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    h5 = {name: str(results / scene / f"{name}.h5") for name in ("scene", "superpoints")}
+    r = {name: str(results / scene.name / f"{name}.h5") for name in
+         ("scene", "superpoints", "features_2d", "features_3d", "masks2d", "tracks", "ncut", "lifted", "pseudo_labels")}
     out = results / "_remeasured"
     out.mkdir()
+    o = {name: str(out / f"{name}.h5") for name in r}
+
+    def params(stage):
+        return ["--params", json.dumps(config.get(stage, {}))]
+
+    lift_help = subprocess.run([sys.executable, "-m", "pipeline", "lift", "--help"], capture_output=True, text=True, cwd=REPO)
+    raw_masks = ["--masks2d", r["masks2d"]] if "--masks2d" in lift_help.stdout else []
+    scene_dir = ["--scene-dir", str(scene)]
     commands = {
-        "superpoints": ["superpoints", h5["scene"], "--out", str(out / "superpoints.h5")],
-        "features_2d": ["features_2d", h5["scene"], h5["superpoints"], "--out", str(out / "features_2d.h5"),
-                        "--params", json.dumps(config["features_2d"])],
-        "features_3d": ["features_3d", h5["scene"], h5["superpoints"], "--out", str(out / "features_3d.h5"),
-                        "--params", json.dumps(config["features_3d"])],
+        "ingest": ["ingest", str(scene), "--out", o["scene"]],
+        "superpoints": ["superpoints", r["scene"], "--out", o["superpoints"]],
+        "features_2d": ["features_2d", r["scene"], r["superpoints"], "--out", o["features_2d"], *params("features_2d")],
+        "features_3d": ["features_3d", r["scene"], r["superpoints"], "--out", o["features_3d"], *params("features_3d")],
+        "ncut": ["ncut", r["superpoints"], r["features_2d"], r["features_3d"], "--out", o["ncut"], *params("ncut")],
+        "keyframe_masks": ["keyframe_masks", r["scene"], "--out", o["masks2d"], *params("keyframe_masks"), *scene_dir],
+        "track": ["track", r["scene"], r["masks2d"], "--out", o["tracks"], *params("track"), *scene_dir],
+        "lift": ["lift", r["scene"], r["superpoints"], r["tracks"], *raw_masks, "--out", o["lifted"], *params("lift"),
+                 *scene_dir],
+        "predict": ["predict", "--model", str(results / "_training" / "model.pt"), "--scene-dir",
+                    str(results / scene.name), "--out", o["pseudo_labels"], *params("predict")],
+        "pictures": ["pictures", r["scene"], "--out", str(out / "pictures"), "--superpoints", r["superpoints"],
+                     "--labels", *(f"{name}={r[name]}" for name in ("ncut", "lifted", "pseudo_labels")),
+                     "--tracks", r["tracks"], "--views", str(config.get("pictures", {}).get("views", 3))],
+        "export": ["export", r["scene"], r["superpoints"], r["pseudo_labels"], "--out", str(out / "export")],
     }
     rows = {}
     for rule, command in commands.items():
@@ -126,6 +153,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cores", type=int, default=2, help="snakemake --cores for the DAG run")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "redkitchen")
     parser.add_argument("--json", type=Path, help="write the numbers as JSON here")
+    parser.add_argument("--measured", type=Path,
+                        help="JSON of an earlier run of this script: reuse its DAG measurement (only extrapolate)")
     parser.add_argument("--quick", action="store_true", help="a 30-frame scan")
     args = parser.parse_args(argv)
     if args.quick:
@@ -134,24 +163,32 @@ def main(argv=None) -> int:
         print(f"reference data not found at {args.data}", file=sys.stderr)
         return 2
     scaling = json.loads(args.scaling.read_text()) if args.scaling else None
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        frames_root = scannet_resolution_frames(args.data, root / "frames")
-        scene = scannet_scene(args.data, frames_root, args.frames, root / "scenes")
-        work = root / "work"
-        work.mkdir()
-        run_dag(scene, work, args.cores)
-        results = work / "results"
-        rules = benchmark_rows(results, scene.name)
-        rules.update(cached_rule_rows(results, scene.name))
-        disk = artifact_sizes(results, scene.name)
+    if args.measured:
+        measured = json.loads(args.measured.read_text())["data"]
+        args.frames, rules, disk = measured["frames"], measured["rules"], measured["disk_mib"]
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            frames_root = scannet_resolution_frames(args.data, root / "frames")
+            scene = scannet_scene(args.data, frames_root, args.frames, root / "scenes")
+            work = root / "work"
+            work.mkdir()
+            run_dag(scene, work, args.cores)
+            results = work / "results"
+            disk = artifact_sizes(results, scene.name)
+            sampled = benchmark_rows(results, scene.name)
+            rules = process_rows(results, scene)
+            rules["train"] = sampled["train"]  # once for all scans, not per scan: as Snakemake measured it
+            for rule, row in sampled.items():
+                if rule in rules:
+                    rules[rule]["snakemake_cpu_s"] = row["cpu_s"]
     slopes, disk_slopes, scaling_frames = frame_slopes(scaling) if scaling else ({}, {}, None)
     extra = args.scan_frames - args.frames
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     print(f"one scan at ScanNet resolution, {args.frames} frames (measured), and the mean ScanNet scan, "
           f"{args.scan_frames} frames ({'extrapolated with the CPU s per frame of scaling.py' if scaling else 'no --scaling: not extrapolated'})")
-    print(f"\n{'rule':16s} {'GPU rule':>8s} {'wall s':>8s} {'CPU s':>8s} {'peak MiB':>9s} {'CPU s/frame':>12s} "
-          f"{'CPU s, ' + str(args.scan_frames) + ' frames':>20s}")
+    print(f"\n{'rule':16s} {'GPU rule':>8s} {'wall s':>8s} {'CPU s':>8s} {'(Snakemake)':>11s} {'peak MiB':>9s} "
+          f"{'CPU s/frame':>12s} {'CPU s, ' + str(args.scan_frames) + ' frames':>20s}")
     per_scan = {}
     for rule in sorted(rules, key=lambda r: (r == "train", r)):
         row = rules[rule]
@@ -164,8 +201,10 @@ def main(argv=None) -> int:
         scan_cpu = row["cpu_s"] + slope * extra if scaling else row["cpu_s"]
         if rule != "train":
             per_scan[rule] = scan_cpu
+        snakemake_cpu = f"{row['snakemake_cpu_s']:11.1f}" if "snakemake_cpu_s" in row else f"{'':11s}"
         print(f"{rule:16s} {'yes' if rule in GPU_RULES else '':>8s} {row['wall_s']:8.1f} {row['cpu_s']:8.1f} "
-              f"{row['peak_mib']:9.0f} {slope:12.4f} {scan_cpu:20.1f}" + ("   (once for all scans)" if rule == "train" else ""))
+              f"{snakemake_cpu} {row['peak_mib']:9.0f} {slope:12.4f} {scan_cpu:20.1f}"
+              + ("   (once for all scans)" if rule == "train" else ""))
     artifacts = {name: mib for name, mib in disk.items() if name.endswith((".h5", ".ply", ".png", ".txt", ".pth", ".npy",
                                                                              ".pkl", ".tsv", ".json", ".log"))}
     total_disk = sum(artifacts.values())

@@ -33,6 +33,7 @@ BENCHMARKS = {
     "tracking": ([], ["--quick"]),
     "backproject": ([], ["--quick"]),
     "scaling": ([], ["--quick"]),
+    "planning": ([], ["--quick"]),
     "fusion": ([], ["--quick"]),
     "overlap_assignment": ([], ["--quick"]),
     # real_scan.py's own flags: its defaults (seeds 0 1 2, both modes) in full mode

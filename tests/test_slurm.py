@@ -17,15 +17,19 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import group_jobs  # noqa: E402
 
 NOGPU = REPO / "profiles" / "slurm-nogpu"
-# Two tiny generated scenes: enough to see one job per group and scene, and the gather (train).
-TWO_SCENES = """\
-scenes:
-  tiny_room: {synthetic: {seed: 3, preset: tiny, frames: 12}}
-  tiny_room_b: {synthetic: {seed: 5, preset: tiny, frames: 12}}
-synth:
-  width: 160
-  height: 120
-"""
+TINY = REPO / "tests" / "tiny_config.yaml"
+
+
+def two_scenes_config() -> str:
+    """The tiny config with a second scene (another seed): one job per group and scene, and the gather."""
+    config = yaml.safe_load(TINY.read_text())
+    assert list(config["scenes"]) == ["tiny_room"]
+    spec = config["scenes"]["tiny_room"]["synthetic"]
+    config["scenes"]["tiny_room_b"] = {"synthetic": {**spec, "seed": spec["seed"] + 2}}
+    return yaml.safe_dump(config)
+
+
+TWO_SCENES = two_scenes_config()
 GROUPS_PER_SCENE = ("prep", "masks", "labels")  # the groups of profiles/slurm*/config.yaml
 GATHER_RULES = ("train", "summary")  # one job each for all scenes
 
@@ -40,7 +44,7 @@ def slurm_cluster(tmp_path_factory):
     stop_cluster(cluster)
 
 
-def snakemake(args, cwd, env=None, timeout=900):
+def snakemake(args, cwd, env=None, timeout=1800):
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), *args],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     return proc.returncode, proc.stdout + proc.stderr

@@ -48,7 +48,7 @@ DEFAULT_PARAMS: dict = {
 STAGES = ("single_view", "multi_view", "full_scene")
 CURRICULUM = {
     "single_view": ["raw_views"],
-    "multi_view": ["lifted|ncut"],
+    "multi_view": ["ncut", "lifted"],
     "full_scene": ["predicted"],
 }
 NO_ROTATION = {"rotate": False}
