@@ -128,7 +128,8 @@ def stage_commands(scene: Path, work: Path) -> dict[str, list[str]]:
         "features_2d": ["features_2d", h5["scene"], h5["superpoints"], "--out", str(work / "features_2d.h5"), "--frame-step", "1"],
         "keyframe_masks": ["keyframe_masks", h5["scene"], "--out", h5["masks2d"], "--scene-dir", str(scene)],
         "track": ["track", h5["scene"], h5["masks2d"], "--out", h5["tracks"], "--scene-dir", str(scene)],
-        "lift": ["lift", h5["scene"], h5["superpoints"], h5["tracks"], "--out", h5["lifted"], "--scene-dir", str(scene)],
+        "lift": ["lift", h5["scene"], h5["superpoints"], h5["tracks"], "--masks2d", h5["masks2d"], "--out", h5["lifted"],
+                 "--scene-dir", str(scene)],  # with the raw single-view masks, as the rule
     }
 
 

@@ -21,7 +21,7 @@ their own and merged across views greedily by superpoint overlap.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -168,10 +168,22 @@ class LiftResult:
 
 
 def _no_views() -> dict:
-    return {"view": [], "object": [], "points": [], "frame_index": []}
+    return {"view": [], "object": [], "length": [], "points": [], "frame_index": []}
 
 
-def _per_view_masks(view_number: int, index: np.ndarray, label: np.ndarray, store: dict) -> None:
+def _keep_points(store: dict, members: np.ndarray, points_sink: Callable[[np.ndarray], None] | None) -> None:
+    """One mask's points: handed to ``points_sink`` (e.g. appended to the artifact on disk, so memory
+    does not grow with the number of views) or kept in ``store``; its length is kept either way."""
+    members = members.astype(np.int32)
+    store["length"].append(len(members))
+    if points_sink is None:
+        store["points"].append(members)
+    else:
+        points_sink(members)
+
+
+def _per_view_masks(view_number: int, index: np.ndarray, label: np.ndarray, store: dict,
+                    points_sink: Callable[[np.ndarray], None] | None = None) -> None:
     keep = label > 0
     index, label = index[keep], label[keep]
     order = np.lexsort((index, label))
@@ -180,12 +192,15 @@ def _per_view_masks(view_number: int, index: np.ndarray, label: np.ndarray, stor
     for start, end in zip(starts, np.r_[starts[1:], len(label)]):
         store["view"].append(view_number)
         store["object"].append(int(label[start]))
-        store["points"].append(index[start:end].astype(np.int32))
+        _keep_points(store, index[start:end], points_sink)
 
 
 def lift_views(points: np.ndarray, point_superpoint: np.ndarray | None, views: Iterable[View], camera: Camera,
-               params: dict | None = None) -> LiftResult:
-    """Lift a sequence of object-id maps (ids consistent across views) onto points and superpoints."""
+               params: dict | None = None, points_sink: Callable[[np.ndarray], None] | None = None) -> LiftResult:
+    """Lift a sequence of object-id maps (ids consistent across views) onto points and superpoints.
+
+    With ``points_sink``, the points of each per-view mask go to it in order (views/mask_points)
+    instead of into the result, whose ``views`` then has no ``mask_points``."""
     params = {**DEFAULT_PARAMS, **(params or {})}
     points = np.asarray(points, np.float32)
     xyz = as_columns(points)
@@ -200,7 +215,7 @@ def lift_views(points: np.ndarray, point_superpoint: np.ndarray | None, views: I
         index, label = observe(xyz, view, camera, params)
         accumulator.add(index, label)
         if view.keep_masks:
-            _per_view_masks(len(store["frame_index"]), index, label, store)
+            _per_view_masks(len(store["frame_index"]), index, label, store, points_sink)
             store["frame_index"].append(view.frame_index)
         n_views += 1
     votes = accumulator.votes()
@@ -209,11 +224,20 @@ def lift_views(points: np.ndarray, point_superpoint: np.ndarray | None, views: I
     point_instance, scores, objects = instances_from_superpoints(sp_label, sp_conf, point_superpoint,
                                                                  int(params["min_instance_points"]))
     observations = np.bincount(votes.point, weights=votes.count, minlength=len(points)).astype(np.int32)
-    return LiftResult(point_instance, scores, objects, sp_label, sp_conf, observations, views_arrays(store, objects))
+    return LiftResult(point_instance, scores, objects, sp_label, sp_conf, observations,
+                      views_arrays(store, objects, streamed=points_sink is not None))
 
 
-def views_arrays(store: dict, instance_object: np.ndarray) -> dict:
-    lengths = np.asarray([len(p) for p in store["points"]], np.int64)
+def _offsets_and_points(store: dict, streamed: bool) -> dict:
+    arrays = {"mask_offsets": np.r_[0, np.cumsum(np.asarray(store["length"], np.int64))].astype(np.int64)}
+    if not streamed:
+        arrays["mask_points"] = (np.concatenate(store["points"]).astype(np.int32) if store["points"]
+                                 else np.zeros(0, np.int32))
+    return arrays
+
+
+def views_arrays(store: dict, instance_object: np.ndarray, streamed: bool = False) -> dict:
+    """The per-view masks as CSR arrays; ``streamed``: their points went to a sink (no mask_points)."""
     object_ids = np.asarray(store["object"], np.int64)
     lookup = {int(o): i for i, o in enumerate(instance_object)}
     return {
@@ -221,8 +245,7 @@ def views_arrays(store: dict, instance_object: np.ndarray) -> dict:
         "mask_view": np.asarray(store["view"], np.int32),
         "mask_object": object_ids.astype(np.int32),
         "mask_instance": np.asarray([lookup.get(int(o), -1) for o in object_ids], np.int32),
-        "mask_offsets": np.r_[0, np.cumsum(lengths)].astype(np.int64),
-        "mask_points": np.concatenate(store["points"]).astype(np.int32) if store["points"] else np.zeros(0, np.int32),
+        **_offsets_and_points(store, streamed),
     }
 
 
@@ -250,29 +273,30 @@ def mask_points(xyz: np.ndarray, view: MaskView, camera: Camera, params: dict) -
     return [index[mask[pixel]] for mask in flat]  # one mask at a time: no (K, N) matrix
 
 
-def lift_raw_views(points: np.ndarray, views: Iterable[MaskView], camera: Camera, params: dict | None = None) -> dict:
+def lift_raw_views(points: np.ndarray, views: Iterable[MaskView], camera: Camera, params: dict | None = None,
+                   points_sink: Callable[[np.ndarray], None] | None = None) -> dict:
     """Raw per-view masks (CSR, like ``views_arrays``): frame_index (V,); per mask its view, masks2d
-    row, score and points. Masks on fewer than ``raw_min_points`` observed points are dropped."""
+    row, score and points. Masks on fewer than ``raw_min_points`` observed points are dropped.
+    With ``points_sink`` the points go to it in order, and the result has no ``mask_points``."""
     params = {**DEFAULT_PARAMS, **(params or {})}
     xyz = as_columns(points)
     minimum = max(int(params["raw_min_points"]), 1)
-    frame_index, view_of, rows, scores, members = [], [], [], [], []
+    frame_index, view_of, rows, scores = [], [], [], []
+    store = _no_views()
     for view in views:
         for k, covered in enumerate(mask_points(xyz, view, camera, params)):
             if len(covered) >= minimum:
                 view_of.append(len(frame_index))
                 rows.append(int(view.rows[k]))
                 scores.append(float(view.scores[k]))
-                members.append(covered.astype(np.int32))
+                _keep_points(store, covered, points_sink)
         frame_index.append(view.frame_index)
-    lengths = np.asarray([len(m) for m in members], np.int64)
     return {
         "frame_index": np.asarray(frame_index, np.int64),
         "mask_view": np.asarray(view_of, np.int32),
         "mask_row": np.asarray(rows, np.int32),
         "mask_score": np.asarray(scores, np.float32),
-        "mask_offsets": np.r_[0, np.cumsum(lengths)].astype(np.int64),
-        "mask_points": np.concatenate(members) if members else np.zeros(0, np.int32),
+        **_offsets_and_points(store, points_sink is not None),
     }
 
 

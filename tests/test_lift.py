@@ -166,6 +166,32 @@ def test_lift_command_stores_raw_single_view_masks_that_match_the_2d_masks(room,
     assert len(targets) == int(np.sum(raw["mask_view"] == 0))
 
 
+def test_lift_command_streams_the_same_per_view_masks_it_would_hold(room, tmp_path):
+    """run_lift appends every mask's points to lifted.h5 as it goes (memory flat in the number of
+    keyframes); the arrays are exactly what lift_views / lift_raw_views return in memory."""
+    from pipeline.commands.keyframe_masks import open_masks2d
+    from pipeline.commands.lift import keyframe_mask_views, tracked_views
+    from pipeline.lift import DEFAULT_PARAMS
+    from pipeline.tracking.frames import Camera
+
+    run_keyframe_masks(room / "scene.h5", tmp_path / "m.h5", {"generator": "felzenszwalb", "keyframes": {"stride": 4}})
+    run_track(room / "scene.h5", tmp_path / "m.h5", tmp_path / "t.h5")
+    run_lift(room / "scene.h5", room / "superpoints.h5", tmp_path / "t.h5", tmp_path / "l.h5", masks2d_h5=tmp_path / "m.h5")
+    lifted = read_artifact(tmp_path / "l.h5", "lifted")
+    scene = read_artifact(room / "scene.h5", "scene")
+    sp = read_artifact(room / "superpoints.h5", "superpoints")["point_superpoint"]
+    tracks = read_artifact(tmp_path / "t.h5", "tracks")
+    frames = SceneFrames.from_scene(scene)
+    camera = Camera(tracks["camera/intrinsic"], int(tracks.attrs["width"]), int(tracks.attrs["height"]))
+    in_memory = lift_views(scene["vertices"], sp, tracked_views(frames, tracks, DEFAULT_PARAMS), camera).views
+    with open_masks2d(tmp_path / "m.h5") as masks:
+        raw = lift_raw_views(scene["vertices"], keyframe_mask_views(frames, masks), camera)
+    assert len(in_memory["mask_points"]) > 0 and len(raw["mask_points"]) > 0
+    for group, arrays in (("views", in_memory), ("raw_views", raw)):
+        for name, array in arrays.items():
+            np.testing.assert_array_equal(lifted[f"{group}/{name}"], array, err_msg=f"{group}/{name}")
+
+
 def test_lift_without_masks2d_has_no_raw_views(room, tmp_path):
     run_keyframe_masks(room / "scene.h5", tmp_path / "m.h5", {"generator": "felzenszwalb", "keyframes": {"stride": 12}})
     run_track(room / "scene.h5", tmp_path / "m.h5", tmp_path / "t.h5")

@@ -29,7 +29,7 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline.artifacts import open_artifact, read_artifact, write_artifact
+from pipeline.artifacts import append_rows, artifact_writer, open_artifact, read_artifact
 from pipeline.errors import InputError
 from pipeline.lift import DEFAULT_PARAMS, LiftResult, MaskView, View, lift_raw_views, lift_views
 from pipeline.tracking.frames import Camera, SceneFrames
@@ -72,8 +72,10 @@ def tracked_views(frames: SceneFrames, tracks, params: dict):
         yield View(step_labels, frames.depth(int(index[step])), frames.pose(int(index[step])), int(index[step]), keep)
 
 
-def _lift_tracks(scene, point_superpoint: np.ndarray, tracks, params: dict, scene_dir) -> tuple[LiftResult, str]:
-    """Vote the label maps of an open tracks artifact onto the scene; (result, empty reason)."""
+def _lift_tracks(scene, point_superpoint: np.ndarray, tracks, params: dict, scene_dir,
+                 points_sink=None) -> tuple[LiftResult, str]:
+    """Vote the label maps of an open tracks artifact onto the scene; (result, empty reason).
+    ``points_sink``: see :func:`lift_views`."""
     vertices = scene["vertices"]
     n_superpoints = int(point_superpoint.max()) + 1 if len(point_superpoint) else 0
     reason = tracks.attrs.get("empty_reason", "")
@@ -87,7 +89,8 @@ def _lift_tracks(scene, point_superpoint: np.ndarray, tracks, params: dict, scen
     camera = Camera(np.asarray(tracks["camera/intrinsic"]), width, height)
     if frames.camera.shape != camera.shape:
         raise InputError(tracks.path, f"label maps are {width}x{height}, not a scaled copy of the depth frames")
-    return lift_views(vertices, point_superpoint, tracked_views(frames, tracks, params), camera, params), reason
+    return lift_views(vertices, point_superpoint, tracked_views(frames, tracks, params), camera, params,
+                      points_sink), reason
 
 
 def keyframe_mask_views(frames: SceneFrames, masks) -> Iterator[MaskView]:
@@ -100,8 +103,9 @@ def keyframe_mask_views(frames: SceneFrames, masks) -> Iterator[MaskView]:
                        int(index))
 
 
-def raw_view_arrays(scene, masks2d_h5, params: dict, scene_dir=None) -> dict:
-    """raw_views/* of lifted.h5 from masks2d.h5 (empty when it has no keyframe)."""
+def raw_view_arrays(scene, masks2d_h5, params: dict, scene_dir=None, points_sink=None) -> dict:
+    """raw_views/* of lifted.h5 from masks2d.h5 (empty when it has no keyframe); ``points_sink``:
+    see :func:`lift_raw_views`."""
     from pipeline.commands.keyframe_masks import open_masks2d
 
     vertices = scene["vertices"]
@@ -113,7 +117,7 @@ def raw_view_arrays(scene, masks2d_h5, params: dict, scene_dir=None) -> dict:
         camera = Camera(np.asarray(masks.intrinsic), masks.width, masks.height)
         if frames.camera.shape != camera.shape:
             raise InputError(masks2d_h5, f"masks are {masks.width}x{masks.height}, not a scaled copy of the depth frames")
-        return lift_raw_views(vertices, keyframe_mask_views(frames, masks), camera, params)
+        return lift_raw_views(vertices, keyframe_mask_views(frames, masks), camera, params, points_sink)
 
 
 def run_lift(scene_h5, superpoints_h5, tracks_h5, out_path, params: dict | None = None, scene_dir=None,
@@ -127,19 +131,30 @@ def run_lift(scene_h5, superpoints_h5, tracks_h5, out_path, params: dict | None 
     point_superpoint = superpoints["point_superpoint"].astype(np.int64)
     if len(point_superpoint) != len(vertices):
         raise InputError(superpoints_h5, f"has {len(point_superpoint)} points, scene.h5 has {len(vertices)}")
-    with open_artifact(tracks_h5, "tracks", required=["frames/index", "frames/is_keyframe", "labels"]) as tracks:
-        result, reason = _lift_tracks(scene, point_superpoint, tracks, params, scene_dir)
-    arrays = _arrays(result)
-    attrs = {"n_instances": int(len(result.instance_score)), "n_views": int(len(result.views["frame_index"])),
-             "empty_reason": reason}
-    if masks2d_h5 is not None:
-        arrays["raw_views"] = raw_view_arrays(scene, masks2d_h5, params, scene_dir)
-        attrs["n_raw_masks"] = int(len(arrays["raw_views"]["mask_view"]))
-        log.info("%d raw single-view masks of >= %d points in %d keyframes", attrs["n_raw_masks"],
-                 int(params["raw_min_points"]), len(arrays["raw_views"]["frame_index"]))
-    log.info("%d instances cover %d of %d points; %d per-view masks in %d views", attrs["n_instances"],
-             int((result.point_instance >= 0).sum()), len(vertices), len(result.views["mask_view"]), attrs["n_views"])
-    return write_artifact(out_path, "lifted", arrays, params=params, inputs=inputs, attrs=attrs)
+    # The points of every per-view mask are appended to lifted.h5 as views are lifted, so memory does
+    # not grow with the number of keyframes (only the masks' view, object and length are kept).
+    with artifact_writer(out_path, "lifted", params=params, inputs=inputs) as out:
+        groups = ["views"] + (["raw_views"] if masks2d_h5 is not None else [])
+        points = {group: out.growing(f"{group}/mask_points", (), np.int32, rows_per_chunk=1 << 16) for group in groups}
+        with open_artifact(tracks_h5, "tracks", required=["frames/index", "frames/is_keyframe", "labels"]) as tracks:
+            result, reason = _lift_tracks(scene, point_superpoint, tracks, params, scene_dir,
+                                          lambda rows: append_rows(points["views"], rows))
+        arrays = _arrays(result)
+        attrs = {"n_instances": int(len(result.instance_score)), "n_views": int(len(result.views["frame_index"])),
+                 "empty_reason": reason}
+        if masks2d_h5 is not None:
+            arrays["raw_views"] = raw_view_arrays(scene, masks2d_h5, params, scene_dir,
+                                                  lambda rows: append_rows(points["raw_views"], rows))
+            attrs["n_raw_masks"] = int(len(arrays["raw_views"]["mask_view"]))
+            log.info("%d raw single-view masks of >= %d points in %d keyframes", attrs["n_raw_masks"],
+                     int(params["raw_min_points"]), len(arrays["raw_views"]["frame_index"]))
+        for group in groups:  # an empty result was not streamed: its (empty) points are still in it
+            append_rows(points[group], np.asarray(arrays[group].pop("mask_points", np.zeros(0, np.int32)), np.int32))
+        log.info("%d instances cover %d of %d points; %d per-view masks in %d views", attrs["n_instances"],
+                 int((result.point_instance >= 0).sum()), len(vertices), len(result.views["mask_view"]), attrs["n_views"])
+        out.write(arrays)
+        out.set_attrs(attrs)
+    return Path(out_path)
 
 
 def _handle(args) -> int:

@@ -1,5 +1,6 @@
 # Helpers shared by all rule files (scene table, config slices); wildcard constraints are in the Snakefile.
 import os
+from functools import cache
 from pathlib import Path
 
 from pipeline.resume import without_run_settings
@@ -150,6 +151,7 @@ def scene_has_boxes(scene):
     return (Path(scene_dir(scene)) / "boxes.json").is_file()
 
 
+@cache  # asked once per job by input functions: without the cache, planning grows with scenes squared
 def learning_mode():
     """train.mode, with auto resolved: box when every scene has boxes, else unsupervised."""
     from pipeline.train.modes import resolve_mode
