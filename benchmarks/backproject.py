@@ -53,7 +53,8 @@ def child(scene_h5: str, n_frames: int, backend_name: str, device_name: str, bat
     import numpy as np
 
     from pipeline.artifacts import read_artifact
-    from pipeline.backproject import Cameras, backproject_features, resolve_device
+    from pipeline.backproject import Cameras, backproject_features
+    from pipeline.devices import resolve_device
     from pipeline.commands.features_2d import read_frame_batches
 
     device = resolve_device(device_name)

@@ -27,6 +27,8 @@ import platform
 import sys
 from pathlib import Path
 
+from pipeline.atomic import write_text
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 README = REPO / "README.md"
@@ -75,9 +77,7 @@ def write_result(path: str | os.PathLike | None, benchmark: str, data: dict, qui
     record = {"benchmark": benchmark, "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
               "quick": bool(quick), "machine": machine(), "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
               "data": data}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=1, default=_jsonable) + "\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(record, indent=1, default=_jsonable) + "\n")
     print(f"results written to {path}")
     return path
 
@@ -93,9 +93,7 @@ def ensure_envelope(path: Path, benchmark: str, quick: bool, command: list[str])
         return
     record = {"benchmark": benchmark, "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
               "quick": bool(quick), "machine": machine(), "command": command, "data": content}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(record, indent=1) + "\n")
 
 
 def _jsonable(value):
@@ -180,6 +178,25 @@ def _ncut_row(record: dict) -> str:
             f"synthetic rooms | {'; '.join(parts)} ({_where(record)}) |")
 
 
+def _train_memory_row(record: dict) -> str:
+    d = record["data"]
+    rows, held = d["rows"], d.get("held") or []
+
+    def joined(items, key, form):
+        return " / ".join(format(item[key], form) for item in items)
+
+    counts = joined(rows, "scenes", "d")
+    text = (f"peak RSS {joined(rows, 'peak_mib', '.0f')} MiB for {counts} scenes: {d['ratio']:.2f}x from "
+            f"{rows[0]['scenes']} to {rows[-1]['scenes']} (goal <= {d['goal_ratio']:g}x); "
+            f"{joined(rows, 's_per_step', '.2f')} s per step")
+    if held:
+        text += (f"; every scene held in memory (scene_cache = scenes, as before streaming): "
+                 f"{joined(held, 'peak_mib', '.0f')} MiB, {joined(held, 's_per_step', '.2f')} s per step")
+    return (f"| `train_memory.py` | the `train` stage as its own process on {counts} copies of {d['data']} "
+            f"({d['mode']} mode, {d['preset']} preset, {d['device']}, {d['steps']} steps; scenes stream through "
+            f"`train.scene_cache`) | {text} ({_where(record)}) |")
+
+
 def _bench_row(records: dict) -> str:
     dates = sorted(r["date"] for r in records.values())
     return (f"| `run_all.py` (`make bench`) | every benchmark above, full mode, each writing JSON to `benchmarks/results/` "
@@ -189,31 +206,182 @@ def _bench_row(records: dict) -> str:
             f"{dates[0]}{' to ' + dates[-1] if dates[-1] != dates[0] else ''} |")
 
 
-ROWS = {"superpoints": _superpoints_row, "tracking": _tracking_row, "ncut": _ncut_row}
+ROWS = {"superpoints": _superpoints_row, "tracking": _tracking_row, "ncut": _ncut_row,
+        "train_memory": _train_memory_row}
+
+
+# ---------------------------------------------------------------------------------------------
+# README blocks: whole tables between <!-- results:NAME --> and <!-- /results:NAME --> lines
+# ---------------------------------------------------------------------------------------------
+
+
+def _n(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _planning_block(record: dict) -> str:
+    d = record["data"]
+    ref = d["reference"]
+    lines = ["| scans | jobs planned | `snakemake -n`: CPU s (wall s) | peak MiB | sbatch jobs, one per rule job "
+             "| `--profile profiles/slurm`: sbatch jobs (per scan) | its dry run: CPU s (wall s) |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in d["rows"]:
+        lines.append(f"| {_n(r['scans'])} | {_n(r['jobs'])} | {r['dry_run_cpu_s']:.1f} ({r['dry_run_s']:.1f}) | "
+                     f"{r['dry_run_mib']:.0f} | {_n(r['sbatch_ungrouped'])} | {_n(r['sbatch_grouped'])} "
+                     f"({r['sbatch_grouped'] / r['scans']:.2f}) | {r['grouped_dry_run_cpu_s']:.1f} "
+                     f"({r['grouped_dry_run_s']:.1f}) |")
+    lines.append("")
+    lines.append(f"`benchmarks/planning.py`, {_where(record)}; the issue's reference: {_n(ref['jobs'])} jobs for "
+                 f"{_n(ref['scans'])} scans planned in {ref['seconds']:g} s.")
+    return "\n".join(lines)
+
+
+def _scaling_scannet_block(record: dict) -> str:
+    d = record["data"]
+    frames = d["frames"]
+    first, last = frames[0], frames[-1]
+    flat = d.get("flat_memory", 1.10)
+    earlier = d.get("earlier", {})
+    counts = " / ".join(_n(n) for n in frames)
+    lines = [f"| stage | CPU s, {counts} frames | CPU s per added frame | peak MiB, {counts} frames | "
+             f"{_n(last)} / {_n(first)} | memory flat (<= {flat:.2f}x) |", "|---|---:|---:|---:|---:|---|"]
+    notes = {"features_2d": " (every frame)", "keyframe_masks": " (every 10th frame a keyframe)"}
+    for stage in ("fuse_mesh", "features_2d", "keyframe_masks", "track", "lift"):
+        rows = {r["frames"]: r for r in d["stages"].get(stage, [])}
+        if not all(n in rows for n in frames):
+            continue
+        ratio = rows[last]["peak_mib"] / rows[first]["peak_mib"]
+        slope = (rows[last]["cpu_seconds"] - rows[first]["cpu_seconds"]) / (last - first)
+        mark = " *" if stage in earlier else ""
+        lines.append(f"| {stage}{notes.get(stage, '')}{mark} | "
+                     + " / ".join(f"{rows[n]['cpu_seconds']:.1f}" for n in frames) + f" | {slope:.3f} | "
+                     + " / ".join(f"{rows[n]['peak_mib']:.0f}" for n in frames)
+                     + f" | {ratio:.2f}x | {'yes' if ratio <= flat else 'NO'} |")
+    sizes = d.get("artifact_mib", {})
+    if all(str(n) in sizes for n in frames):
+        names = [name for name in sizes[str(last)] if all(name in sizes[str(n)] for n in frames)]
+        lines.append("")
+        lines.append(f"Artifacts at {counts} frames, MiB: " + "; ".join(
+            f"{name} " + " / ".join(f"{sizes[str(n)][name]:.1f}" for n in frames) for name in names) + ".")
+    lines.append("")
+    text = f"`benchmarks/scaling.py --scannet`, {_where(record)}"
+    for stage, run in earlier.items():
+        text += f"; * {stage} from the run of {run['date']} (load {run['load']:g})" if run.get("load") is not None \
+            else f"; * {stage} from the run of {run['date']}"
+    lines.append(text + ".")
+    return "\n".join(lines)
+
+
+def _capacity_block(record: dict) -> str:
+    d = record["data"]
+    frames, scan_frames, scans = d["frames"], d["scan_frames"], d["scans"]
+    gpu_rules = set(d.get("gpu_rules", ()))
+    group_of = {rule: group for group, members in d.get("groups", {}).items() for rule in members}
+    slopes = d.get("cpu_s_per_frame_applied", {})
+    order = ["ingest", "superpoints", "features_2d", "features_3d", "keyframe_masks", "track", "ncut", "lift",
+             "predict", "evaluate", "pictures", "export"]
+    rules = [r for r in order if r in d["rules"]] + sorted(set(d["rules"]) - set(order) - {"train"})
+    lines = [f"| rule | `gpu=1` | group job | CPU s, {_n(frames)} frames | peak MiB | CPU s per added frame | "
+             f"CPU s, {_n(scan_frames)} frames |", "|---|---|---|---:|---:|---:|---:|"]
+    for rule in rules:
+        row = d["rules"][rule]
+        lines.append(f"| {rule} | {'yes' if rule in gpu_rules else ''} | {group_of.get(rule, '')} | "
+                     f"{row['cpu_s']:.1f} | {row['peak_mib']:.0f} | {slopes.get(rule, 0.0):.4f} | "
+                     f"{d['per_scan_cpu_s'][rule]:.1f} |")
+    total = sum(d["per_scan_cpu_s"].values())
+    measured = sum(d["rules"][r]["cpu_s"] for r in rules)
+    lines.append(f"| **one scan** | | | {measured:.1f} | | | **{total:.1f}** |")
+    if "train" in d["rules"]:
+        t = d["rules"]["train"]
+        lines.append(f"| train (once, all scans) | {'yes' if 'train' in gpu_rules else ''} | | {t['cpu_s']:.1f} | "
+                     f"{t['peak_mib']:.0f} | | |")
+    groups = d.get("groups_cpu_s", {})
+    lines.append("")
+    lines.append(f"{_n(scans)} scans of {_n(scan_frames)} frames: **{d['core_hours']:.0f} core-hours** "
+                 f"({d['gpu_rules_core_hours']:.0f} in the `gpu=1` rules run on CPUs, {d['cpu_rules_core_hours']:.0f} "
+                 f"in the others); per group job and scan: "
+                 + ", ".join(f"{group} {s:.0f} CPU s" for group, s in groups.items()) + ".")
+    # disk: the scan's files by artifact (folders summed), grown per frame where scaling.py measured growth
+    per_frame = d.get("disk_mib_per_frame", {})
+    frame_artifacts = set(d.get("frame_artifacts", ()))
+    by_artifact: dict[str, float] = {}
+    for name, mib in d["disk_mib"].items():
+        top = name.split("/")[0]
+        key = top + "/" if "/" in name else name
+        by_artifact[key] = by_artifact.get(key, 0.0) + mib
+    lines.append("")
+    lines.append(f"| artifact | MiB, {_n(frames)} frames | KiB per added frame | MiB, {_n(scan_frames)} frames |")
+    lines.append("|---|---:|---:|---:|")
+    extra = scan_frames - frames
+    for name, mib in sorted(by_artifact.items(), key=lambda kv: -kv[1]):
+        growth = per_frame.get(name, 0.0) if name in frame_artifacts else 0.0
+        if mib + growth * extra < 0.05:
+            continue
+        lines.append(f"| {name} | {mib:.1f} | {1024 * growth:.1f} | {mib + growth * extra:.1f} |")
+    small = sum(mib for name, mib in by_artifact.items()
+                if mib + (per_frame.get(name, 0.0) if name in frame_artifacts else 0.0) * extra < 0.05)
+    lines.append(f"| (logs, benchmark files, other small files) | {small:.2f} | | {small:.2f} |")
+    lines.append(f"| **one scan** | {sum(by_artifact.values()):.1f} | | **{d['scan_disk_mib']:.1f}** |")
+    lines.append("")
+    where = _where(d["measured"]) if d.get("measured") else _where(record)  # --measured: where the DAG ran
+    source = d.get("scaling")
+    lines.append(f"{_n(scans)} scans: **{d['scan_disk_mib'] * scans / 1024:.0f} GiB**. `benchmarks/capacity.py`, "
+                 f"{where}" + (f"; per added frame: `scaling.py --scannet` of {source['date']} (table above)"
+                               if source else "; not extrapolated per frame (no --scaling)") + ".")
+    return "\n".join(lines)
+
+
+BLOCKS = {"capacity": _capacity_block, "scaling_scannet": _scaling_scannet_block, "planning": _planning_block}
+
+
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- results:{name} -->", f"<!-- /results:{name} -->"
+
+
+def rendered_blocks(folder: Path = RESULTS) -> dict[str, str]:
+    """Block name -> the README lines between its markers, rendered from the result files."""
+    return {name: BLOCKS[name](record) for name, record in load_results(folder).items() if name in BLOCKS}
+
+
+def _block_span(lines: list[str], name: str) -> tuple[int, int] | None:
+    """Indices of a block's begin and end marker lines (None: the README has no such block)."""
+    begin, end = _markers(name)
+    stripped = [line.rstrip("\n") for line in lines]
+    if begin not in stripped or end not in stripped:
+        return None
+    start = stripped.index(begin)
+    return start, stripped.index(end, start)
 
 
 def load_results(folder: Path = RESULTS) -> dict[str, dict]:
-    """Full-mode result files that have a README row, by benchmark name."""
+    """Full-mode result files that have a README row or block, by benchmark name."""
     records = {}
     for path in sorted(folder.glob("*.json")):
         record = json.loads(path.read_text())
-        if record.get("benchmark") in ROWS and not record.get("quick"):
+        if (record.get("benchmark") in ROWS or record.get("benchmark") in BLOCKS) and not record.get("quick"):
             records[record["benchmark"]] = record
     return records
 
 
 def rendered_rows(folder: Path = RESULTS) -> dict[str, str]:
     """Row key (its first cell) -> the README row rendered from the result files."""
-    records = load_results(folder)
+    records = {name: record for name, record in load_results(folder).items() if name in ROWS}
     rows = {f"| `{name}.py` |": ROWS[name](record) for name, record in records.items()}
     if records:
         rows["| `run_all.py` (`make bench`) |"] = _bench_row(records)
     return rows
 
 
-def readme_mismatches(readme: str, rows: dict[str, str]) -> list[str]:
-    """What differs between the README and the rendered rows (empty: they match)."""
+def readme_mismatches(readme: str, rows: dict[str, str], blocks: dict[str, str] | None = None) -> list[str]:
+    """What differs between the README and the rendered rows and blocks (empty: they match)."""
     problems = []
+    lines = readme.splitlines()
+    for name, block in (blocks or {}).items():
+        span = _block_span(lines, name)
+        if span is None:
+            problems.append(f"README has no block {' ... '.join(_markers(name))}")
+        elif "\n".join(lines[span[0] + 1:span[1]]) != block:
+            problems.append(f"README block {name!r} differs from the results")
     for key, row in rows.items():
         found = [line for line in readme.splitlines() if line.startswith(key)]
         if len(found) != 1:
@@ -224,11 +392,18 @@ def readme_mismatches(readme: str, rows: dict[str, str]) -> list[str]:
 
 
 def update_readme(readme_path: Path = README, folder: Path = RESULTS) -> int:
-    """Rewrite the README rows that the result files render (only those lines); the bench row is added
-    after the last of them when missing. Returns the number of lines changed."""
+    """Rewrite the README rows that the result files render (only those lines) and the blocks between
+    their markers; the bench row is added after the last row when missing. Returns the number of rows
+    and blocks changed."""
     rows = rendered_rows(folder)
     lines = readme_path.read_text().splitlines(keepends=True)
     changed, last = 0, None
+    for name, block in rendered_blocks(folder).items():  # blocks replace what is between their markers
+        span = _block_span(lines, name)
+        new_lines = [line + "\n" for line in block.split("\n")]
+        if span is not None and lines[span[0] + 1:span[1]] != new_lines:
+            lines[span[0] + 1:span[1]] = new_lines
+            changed += 1
     for i, line in enumerate(lines):
         for key, row in rows.items():
             if line.startswith(key):
@@ -259,12 +434,12 @@ def main(argv=None) -> int:
     if args.update_readme:
         print(f"README: {update_readme(README, args.results)} row(s) updated")
         return 0
-    rows = rendered_rows(args.results)
+    rows, blocks = rendered_rows(args.results), rendered_blocks(args.results)
     if args.check:
-        problems = readme_mismatches(README.read_text(), rows)
-        print("\n".join(problems) or f"README matches {len(rows)} rendered rows")
+        problems = readme_mismatches(README.read_text(), rows, blocks)
+        print("\n".join(problems) or f"README matches {len(rows)} rendered rows and {len(blocks)} blocks")
         return 1 if problems else 0
-    print("\n".join(rows.values()))
+    print("\n".join([*rows.values(), *(f"{_markers(n)[0]}\n{b}\n{_markers(n)[1]}" for n, b in blocks.items())]))
     return 0
 
 

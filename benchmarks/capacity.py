@@ -164,7 +164,8 @@ def main(argv=None) -> int:
         return 2
     scaling = json.loads(args.scaling.read_text()) if args.scaling else None
     if args.measured:
-        measured = json.loads(args.measured.read_text())["data"]
+        measured_record = json.loads(args.measured.read_text())
+        measured = measured_record["data"]
         args.frames, rules, disk = measured["frames"], measured["rules"], measured["disk_mib"]
     else:
         with tempfile.TemporaryDirectory() as tmp:
@@ -189,7 +190,7 @@ def main(argv=None) -> int:
           f"{args.scan_frames} frames ({'extrapolated with the CPU s per frame of scaling.py' if scaling else 'no --scaling: not extrapolated'})")
     print(f"\n{'rule':16s} {'GPU rule':>8s} {'wall s':>8s} {'CPU s':>8s} {'(Snakemake)':>11s} {'peak MiB':>9s} "
           f"{'CPU s/frame':>12s} {'CPU s, ' + str(args.scan_frames) + ' frames':>20s}")
-    per_scan = {}
+    per_scan, applied = {}, {}
     for rule in sorted(rules, key=lambda r: (r == "train", r)):
         row = rules[rule]
         slope = 0.0
@@ -198,6 +199,7 @@ def main(argv=None) -> int:
             if rule == "features_2d":  # measured on every frame; the default reads every frame_step-th
                 fraction = 1.0 / config["features_2d"]["frame_step"]
             slope = slopes[rule] * fraction
+            applied[rule] = slope
         scan_cpu = row["cpu_s"] + slope * extra if scaling else row["cpu_s"]
         if rule != "train":
             per_scan[rule] = scan_cpu
@@ -235,7 +237,13 @@ def main(argv=None) -> int:
         "frames": args.frames, "scan_frames": args.scan_frames, "scans": args.scans, "rules": rules,
         "cpu_s_per_frame": slopes, "per_scan_cpu_s": per_scan, "groups_cpu_s": groups, "disk_mib": artifacts,
         "disk_mib_per_frame": disk_slopes, "scan_disk_mib": scan_disk, "core_hours": hours,
-        "gpu_rules_core_hours": gpu_cpu * args.scans / 3600, "cpu_rules_core_hours": cpu_cpu * args.scans / 3600},
+        "gpu_rules_core_hours": gpu_cpu * args.scans / 3600, "cpu_rules_core_hours": cpu_cpu * args.scans / 3600,
+        "cpu_s_per_frame_applied": applied, "gpu_rules": list(GPU_RULES), "groups": PER_SCAN_GROUPS,
+        "frame_artifacts": sorted(FRAME_ARTIFACTS),
+        "scaling": {key: scaling[key] for key in ("date", "command", "machine")} | {
+            "earlier": scaling["data"].get("earlier", {})} if scaling else None,
+        "measured": ({"date": measured_record["date"], "command": measured_record["command"],
+                      "machine": measured_record["machine"]} if args.measured else None)},
         args.quick)
     return 0
 

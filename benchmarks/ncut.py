@@ -147,13 +147,13 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore")
 
-    from pipeline.commands.ncut import default_params
+    from pipeline.params import NcutParams
     from pipeline.commands.superpoints import DEFAULT_PARAMS as SUPERPOINT_DEFAULTS
     from pipeline.commands.synth import run_synth
 
     radius = SUPERPOINT_DEFAULTS["adjacency_radius"] if args.adjacency_radius is None else args.adjacency_radius
 
-    params = {**default_params(), "modality": args.modality}
+    params = NcutParams.from_dict({"modality": args.modality}).to_dict()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp)
         scenes = [Path(s) for s in args.scene]

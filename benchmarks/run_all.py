@@ -36,6 +36,7 @@ BENCHMARKS = {
     "planning": ([], ["--quick"]),
     "fusion": ([], ["--quick"]),
     "overlap_assignment": ([], ["--quick"]),
+    "train_memory": (["--held"], ["--quick"]),
     # real_scan.py's own flags: its defaults (seeds 0 1 2, both modes) in full mode
     "real_scan": ([], ["--seeds", "0", "--modes", "box"]),
 }

@@ -13,6 +13,12 @@ The table then also lists the artifact sizes (disk per scan) at each frame count
 
     .venv/bin/python benchmarks/scaling.py [--frames 25 50 100] [--data ../shared/data/redkitchen]
     .venv/bin/python benchmarks/scaling.py --scannet [--frames 250 500 1000] [--stages fuse_mesh track]
+        [--keep earlier.json]
+
+--keep takes over the stages (and artifact sizes) of an earlier --json result that this run does
+not measure, for the same frame counts: re-measure one stage after a change without re-running an
+expensive one (features_2d on every frame). They are marked in the tables ("earlier run") and in the
+JSON (``earlier``: stage -> that run's date, command and load).
 """
 
 from __future__ import annotations
@@ -142,6 +148,7 @@ def main(argv=None) -> int:
     parser.add_argument("--scannet", action="store_true",
                         help="ScanNet's resolution (colour 1296x968, depth 640x480), default 250 500 1000 frames")
     parser.add_argument("--stages", nargs="+", help="measure only these stages (their inputs are still made)")
+    parser.add_argument("--keep", type=Path, help="earlier --json result: take over the stages this run does not measure")
     args = parser.parse_args(argv)
     if args.scannet:
         args.frames = args.frames or ([20, 40] if args.quick else [250, 500, 1000])
@@ -172,6 +179,9 @@ def main(argv=None) -> int:
                     results.setdefault(stage, {})[n] = (seconds, rss, cpu)
                     print(f"{n:4d} frames  {stage:15s} {seconds:7.2f} s  {rss:7.0f} MiB  {cpu:7.2f} CPU s", flush=True)
                 sizes[n] = artifact_mib(work)
+    resolution = ({"color": list(SCANNET_COLOR), "depth": [640, 480], "source": "redkitchen upsampled"}
+                  if args.scannet else "redkitchen")
+    earlier = take_over(args.keep, args.frames, resolution, results, sizes) if args.keep else {}
     first, last = args.frames[0], args.frames[-1]
     pairs = list(zip(args.frames, args.frames[1:]))
     print("\nstage          " + "".join(f"{n:>6d}f s" for n in args.frames)
@@ -183,23 +193,49 @@ def main(argv=None) -> int:
         marginal = "".join(f"{(by_n[b][0] - by_n[a][0]) / (b - a):15.3f}" for a, b in pairs)
         memory = "".join(f"{by_n[n][1]:11.0f}" for n in args.frames)
         cpu = (by_n[last][2] - by_n[first][2]) / (last - first)
-        print(f"{stage:13s}  {times}{marginal}{memory}  {by_n[last][1] / by_n[first][1]:8.2f}x  {cpu:15.3f}")
+        print(f"{stage:13s}  {times}{marginal}{memory}  {by_n[last][1] / by_n[first][1]:8.2f}x  {cpu:15.3f}"
+              + ("  (earlier run)" if stage in earlier else ""))
     print("(time is linear when the seconds per added frame agree between intervals; memory is flat when"
           " the ratio is near 1. Stages that do not read frames (ingest, superpoints) are for comparison.)")
+    for stage, run in earlier.items():
+        print(f"{stage}: from the earlier run of {run['date']} ({' '.join(run['command'])}, load {run['load']})")
     if args.scannet:
-        print_goals(results, args.frames)
+        print_goals(results, args.frames, earlier)
     print("\nartifact sizes, MiB: " + "  ".join(f"{n} frames: " + ", ".join(f"{name} {mib:.1f}" for name, mib in by_name.items())
                                               for n, by_name in sizes.items()))
-    write_result(args.json, "scaling", {"frames": args.frames, "resolution": (
-        {"color": list(SCANNET_COLOR), "depth": [640, 480], "source": "redkitchen upsampled"} if args.scannet else "redkitchen"),
+    write_result(args.json, "scaling", {"frames": args.frames, "resolution": resolution,
         "stages": {stage: [{"frames": n, "seconds": by_n[n][0], "peak_mib": by_n[n][1], "cpu_seconds": by_n[n][2]}
                           for n in args.frames if n in by_n]
                    for stage, by_n in results.items()},
-        "artifact_mib": {str(n): by_name for n, by_name in sizes.items()}}, args.quick)
+        "artifact_mib": {str(n): by_name for n, by_name in sizes.items()}, "earlier": earlier}, args.quick)
     return 0
 
 
-def print_goals(results, frames) -> None:
+def take_over(path: Path, frames: list[int], resolution, results: dict, sizes: dict) -> dict[str, dict]:
+    """Add the stages and artifact sizes of the earlier result ``path`` that this run did not measure
+    (at the same frame counts) to ``results`` and ``sizes``; returns stage -> where it came from."""
+    import json
+
+    record = json.loads(Path(path).read_text())
+    data = record["data"]
+    if data.get("resolution") != resolution:
+        raise ValueError(f"{path}: measured on other frames ({data.get('resolution')}, not {resolution})")
+    run = {"date": record["date"], "command": record["command"],
+           "load": record["machine"].get("load_average_1min")}
+    earlier = {}
+    for stage, rows in data["stages"].items():
+        by_n = {row["frames"]: row for row in rows}
+        if stage in results or not all(n in by_n for n in frames):
+            continue
+        results[stage] = {n: (by_n[n]["seconds"], by_n[n]["peak_mib"], by_n[n]["cpu_seconds"]) for n in frames}
+        earlier[stage] = dict(data.get("earlier", {}).get(stage, run))
+    for n in frames:
+        for name, mib in data.get("artifact_mib", {}).get(str(n), {}).items():
+            sizes.setdefault(n, {}).setdefault(name, mib)
+    return earlier
+
+
+def print_goals(results, frames, earlier=None) -> None:
     """The issue's goal beside each frame stage: nothing but time may grow with the number of frames."""
     first, last = frames[0], frames[-1]
     print(f"\ngoal at ScanNet resolution: peak RSS at {last} frames within {FLAT_MEMORY:.2f}x of {first} frames "
@@ -213,7 +249,8 @@ def print_goals(results, frames) -> None:
         cpu_per_frame = (by_n[last][2] - by_n[first][2]) / (last - first)
         verdict = "met" if ratio <= FLAT_MEMORY else "NOT met"
         print(f"  {stage:15s} {per_frame:6.3f} s ({cpu_per_frame:6.3f} CPU s) per added frame; peak RSS {by_n[first][1]:6.0f} -> "
-              f"{by_n[last][1]:6.0f} MiB ({ratio:.2f}x): {verdict}")
+              f"{by_n[last][1]:6.0f} MiB ({ratio:.2f}x): {verdict}"
+              + (f" (earlier run, {earlier[stage]['date']})" if earlier and stage in earlier else ""))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from pipeline.atomic import atomic_path
+
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("segmentator.c")
@@ -56,6 +58,10 @@ def _cache_dirs() -> list[Path]:
     return [*folders, Path(tempfile.gettempdir()) / f"scan-pseudolabels-{user}"]
 
 
+class _CompileError(Exception):
+    """The compiler refused the source (the temporary output is then removed)."""
+
+
 def _build(compiler: str) -> Path | None:
     source = SOURCE.read_bytes()
     tag = hashlib.sha256(source + " ".join([compiler, *FLAGS, platform.machine(), sys.platform]).encode()).hexdigest()[:16]
@@ -66,23 +72,23 @@ def _build(compiler: str) -> Path | None:
             return target
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-            os.close(fd)
         except OSError:
+            continue
+        if not os.access(folder, os.W_OK | os.X_OK):
             continue  # not writable: try the next folder
         try:
-            run = subprocess.run([compiler, *FLAGS, "-o", tmp, str(SOURCE), "-lm"], capture_output=True, text=True,
-                                 timeout=120)
-            if run.returncode != 0:
-                log.debug("building %s with %s failed: %s", SOURCE.name, compiler, run.stderr.strip()[-2000:])
-                return None
-            os.replace(tmp, target)
+            with atomic_path(target) as tmp:
+                run = subprocess.run([compiler, *FLAGS, "-o", str(tmp), str(SOURCE), "-lm"], capture_output=True,
+                                     text=True, timeout=120)
+                if run.returncode != 0:
+                    raise _CompileError(run.stderr.strip()[-2000:])
             return target
+        except _CompileError as exc:
+            log.debug("building %s with %s failed: %s", SOURCE.name, compiler, exc)
+            return None
         except (OSError, subprocess.SubprocessError) as exc:
             log.debug("building %s failed: %s", SOURCE.name, exc)
             return None
-        finally:
-            Path(tmp).unlink(missing_ok=True)
     return None
 
 

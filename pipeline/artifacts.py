@@ -8,10 +8,8 @@ Readers check stage, version and required datasets and name the file in every er
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
@@ -20,6 +18,7 @@ import h5py
 import numpy as np
 
 from pipeline import __version__
+from pipeline.atomic import atomic_path, remove_stale_temporaries
 from pipeline.errors import ArtifactError
 
 # Bump a stage's version when its on-disk layout changes; readers refuse other versions.
@@ -38,12 +37,6 @@ FORMAT_VERSIONS: dict[str, int] = {
 
 # Chunk and compress arrays larger than this many elements; tiny ones stay contiguous.
 _COMPRESS_MIN_ELEMENTS = 4096
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _dataset_kwargs(array: np.ndarray) -> dict[str, Any]:
@@ -77,20 +70,9 @@ def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
     Temporaries of ``path`` left by a killed writer are removed first: one job writes an output
     at a time (Snakemake guarantees it), so they belong to no live process.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        stale.unlink(missing_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp_name, "w", track_order=True) as handle:
-            yield handle
-        os.chmod(tmp_name, 0o666 & ~_current_umask())  # mkstemp makes files private
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    remove_stale_temporaries(path)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=True) as handle:
+        yield handle
 
 
 def _write_header(handle: h5py.File, stage: str, params, inputs, attrs) -> None:

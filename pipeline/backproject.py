@@ -28,17 +28,12 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
+from pipeline.devices import resolve_device
+
 # Pairs sampled per step are capped so that pairs x channels stays about this many floats.
 SAMPLE_BUDGET_FLOATS = 1 << 22
 
 _log = logging.getLogger(__name__)
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """"auto" -> cuda when available, else cpu; anything else is passed to torch."""
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 @dataclass

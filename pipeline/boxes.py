@@ -21,11 +21,6 @@ from pipeline.geometry import points_in_boxes
 BACKGROUND = -1  # point_box value: inside no box
 AMBIGUOUS = -2  # point_box value: inside two or more boxes
 
-DEFAULT_PARAMS = {
-    "chunk": 65536,  # points per membership test (bounds the (chunk, B, 3) temporaries)
-    "containment_tolerance": 0.0,  # metres: a box counts as inside another if it sticks out at most this much
-}
-
 
 @dataclass
 class BoxPartition:

@@ -1,15 +1,22 @@
 """Command line: ``python -m pipeline <stage> ...`` runs one stage on explicit files.
 
 Each subcommand lives in ``pipeline/commands/<name>.py`` with ``register(subparsers)``, which
-adds its parser and sets ``func``; the Snakemake scripts call the same library functions.
+adds its parser with :func:`add_command` below; the Snakemake scripts call the same library functions.
+A stage command's options come from its typed parameters (pipeline/params.py): ``--params`` takes a
+JSON object like the stage's config section, and each flag named in ``flags`` overrides one key on
+top of it. Flags left out are no override, so the defaults stay in one place.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
+import json
 import logging
 import sys
+import typing
+from typing import Callable, Literal
 
 from pipeline import __version__
 from pipeline.errors import InputError
@@ -62,3 +69,70 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+# ----------------------------------------------------------------------------------------------
+# Glue shared by the stage commands.
+
+
+def _flag_options(cls, name: str) -> dict:
+    """argparse keywords of the flag for field ``name`` of ``cls``: its type, choices or list form."""
+    hint = typing.get_type_hints(cls)[name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is Literal:
+        return {"choices": list(typing.get_args(hint))}
+    if typing.get_origin(hint) is list:
+        return {"nargs": "*", "metavar": name.upper()}
+    if hint is bool:
+        return {"type": _boolean, "metavar": "true|false"}
+    kind = hint if hint in (int, float, str) else next((a for a in args if a in (int, float, str)), str)
+    return {"type": kind}
+
+
+def _boolean(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def add_command(subparsers, name: str, run: Callable, *, help: str, description: str | None = None,
+                params=None, flags: dict[str, str] | None = None) -> argparse.ArgumentParser:
+    """Subcommand ``name``: ``run(args)`` does the work and returns what it wrote (a path, a list of
+    paths, or None when it reported itself). ``params``: the stage's StageParams class, which adds
+    ``--params`` and a flag per entry of ``flags`` (field name -> help; the default is shown)."""
+    parser = subparsers.add_parser(name, help=help, description=description or help)
+    if params is not None:
+        defaults = params.defaults()
+        fields = {f.name for f in dataclasses.fields(params)}
+        for key, text in (flags or {}).items():
+            assert key in fields, f"{name}: --{key} is not a {params.STAGE} parameter"
+            parser.add_argument(f"--{key.replace('_', '-')}", dest=key, default=None,
+                                help=f"{text} (default: {defaults[key]})", **_flag_options(params, key))
+        parser.add_argument("--params", metavar="JSON",
+                            help=f"stage parameters as a JSON object, as in config.yaml's {params.STAGE} section "
+                            "(flags override it)")
+        parser.set_defaults(_flags=tuple(flags or ()))
+    parser.set_defaults(func=lambda args: _report(run(args)))
+    return parser
+
+
+def params_from_args(args: argparse.Namespace) -> dict:
+    """The overrides of a stage command: its --params object with the flags that were given on top."""
+    try:
+        params = json.loads(args.params) if args.params else {}
+    except json.JSONDecodeError as exc:
+        raise InputError(None, f"--params is not valid JSON ({exc})") from None
+    if not isinstance(params, dict):
+        raise InputError(None, f"--params must be a JSON object, got {args.params!r}")
+    for key in args._flags:
+        if getattr(args, key) is not None:
+            params[key] = getattr(args, key)
+    return params
+
+
+def _report(written) -> int:
+    for path in [] if written is None else written if isinstance(written, (list, tuple)) else [written]:
+        print(f"wrote {path}")
+    return 0

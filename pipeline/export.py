@@ -53,13 +53,15 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from pipeline.atomic import atomic_path, write_bytes
+from pipeline.params import ExportParams
 from pipeline.nyu40 import NYU40_NAMES, SCANNET18_IDS, nyu40_id, nyu40_name
 from pipeline.ply import write_ply
 
 UNLABELLED_COLOR = (160, 160, 160)
 AGNOSTIC_CLASS_NAME = "object"  # instance_class of unsupervised pseudo-labels
 AGNOSTIC_NYU40_ID = 3  # first of the 18: class index 0 in every consumer
-DEFAULT_OTHER_CLASS = "otherfurniture"
+DEFAULT_OTHER_CLASS = ExportParams.other_class  # export.other_class (pipeline/params.py)
 # The raw names of the generated demo rooms that are not NYU40 names, mapped as ScanNet's label table maps them.
 DEFAULT_CLASS_MAP = {"shelf": "shelves", "book": "books", "cup": "otherprop"}
 TRAINER_IGNORE_INDEX = -100  # SPFormer's ignore label
@@ -342,20 +344,9 @@ def label_colors(point_instance: np.ndarray) -> np.ndarray:
 
 
 def _atomic(path, write: Callable[[Path], None]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _atomic_bytes(path, data: bytes) -> Path:
-    return _atomic(path, lambda tmp: tmp.write_bytes(data))
+    return Path(path)
 
 
 def _atomic_yaml(path, data) -> Path:
@@ -376,8 +367,8 @@ def write_scannet_benchmark(out_dir, scene: str, instances: ExportInstances) -> 
     out_dir = Path(out_dir)
     lines = benchmark_lines(scene, instances)
     for k, (relative, _, _) in enumerate(lines):
-        _atomic_bytes(out_dir / relative, _MASK_LINES[(instances.point_instance == k).astype(np.intp)].tobytes())
-    summary = _atomic_bytes(out_dir / f"{scene}.txt",
+        write_bytes(out_dir / relative, _MASK_LINES[(instances.point_instance == k).astype(np.intp)].tobytes())
+    summary = write_bytes(out_dir / f"{scene}.txt",
                             "".join(f"{path} {label} {score:.6f}\n" for path, label, score in lines).encode())
     current = {Path(relative).name for relative, _, _ in lines}
     for old in (out_dir / "predicted_masks").glob(f"{scene}_*.txt"):
@@ -429,7 +420,7 @@ def write_mmdet3d(folder, scene: str, arrays: Mapping[str, np.ndarray], data_inf
     """The four ``<kind>/<scene>.bin`` files (raw ``tofile`` bytes) and a one-scene info file."""
     folder = Path(folder)
     for kind, array in arrays.items():
-        _atomic_bytes(folder / kind / f"{scene}.bin", np.ascontiguousarray(array).tobytes())
+        write_bytes(folder / kind / f"{scene}.bin", np.ascontiguousarray(array).tobytes())
     return _atomic_pickle(folder / MMDET3D_ANN_FILE, mmdet3d_annotations([data_info]))
 
 
@@ -440,7 +431,7 @@ def write_instances_table(path, scene: str, instances: ExportInstances) -> Path:
     rows = [f"{scene}\t{k}\t{int(instances.source_id[k])}\t{instances.source_class[k]}\t{int(instances.nyu40[k])}\t"
             f"{nyu40_name(int(instances.nyu40[k]))}\t{instances.score[k]:.6f}\t{int(counts[k])}\n"
             for k in range(instances.n_instances)]
-    return _atomic_bytes(path, (header + "".join(rows)).encode())
+    return write_bytes(path, (header + "".join(rows)).encode())
 
 
 def write_colored_ply(path, vertices, point_instance, faces=None) -> Path:
@@ -459,6 +450,7 @@ CONSUMER_FOLDERS = ("scannet", "spformer", "mask3d", "mmdet3d")
 
 def _link_or_copy(source: Path, target: Path) -> None:
     def place(tmp: Path) -> None:
+        tmp.unlink()  # os.link wants a free name
         try:
             os.link(source, tmp)  # no second copy of large files; a later re-export replaces, never edits, them
         except OSError:

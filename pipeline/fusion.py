@@ -20,20 +20,10 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from pipeline.params import FuseMeshParams
 from pipeline.scannet import pose_is_valid
 
 log = logging.getLogger(__name__)
-
-DEFAULT_PARAMS = {
-    "voxel": 0.02,  # metres
-    "trunc": 0.06,  # truncation distance of the signed distance field, metres (about 3 voxels)
-    "every": 1,  # integrate every k-th frame
-    "max_depth": 3.0,  # metres; farther readings are noisy on Kinect-style sensors and dropped
-    "block_voxels": 64,  # voxels per side of one volume tile
-    "plan_stride": 4,  # pixel stride when back-projecting depth to find occupied blocks
-    "max_voxels": 200_000_000,  # refuse to allocate more (about 32 bytes each in Open3D)
-}
-
 
 class FrameSource(Protocol):
     """Posed RGB-D frames, read on demand (index 0..len-1)."""
@@ -150,16 +140,13 @@ def _intrinsic3(intrinsic: np.ndarray) -> np.ndarray:
     return intrinsic[:3, :3]
 
 
-def fuse_tsdf(frames: FrameSource, params: dict | None = None) -> FusedMesh:
-    """Fuse every ``every``-th frame with a valid pose into a mesh; see ``DEFAULT_PARAMS``."""
+def fuse_tsdf(frames: FrameSource, params: FuseMeshParams | dict | None = None) -> FusedMesh:
+    """Fuse every ``every``-th frame with a valid pose into a mesh; see ``FuseMeshParams``."""
     import open3d as o3d
 
-    unknown = sorted(set(params or {}) - set(DEFAULT_PARAMS))
-    if unknown:
-        raise ValueError(f"unknown fusion parameter(s) {unknown}; known: {sorted(DEFAULT_PARAMS)}")
-    p = {**DEFAULT_PARAMS, **(params or {})}
-    voxel, trunc, max_depth = float(p["voxel"]), float(p["trunc"]), float(p["max_depth"])
-    block_voxels = int(p["block_voxels"])
+    p = FuseMeshParams.from_dict(params)
+    voxel, trunc, max_depth = p.voxel, p.trunc, p.max_depth
+    block_voxels = p.block_voxels
     if voxel <= 0 or trunc <= 0 or max_depth <= 0:
         raise ValueError("voxel, trunc and max_depth must be positive")
     if block_voxels < 2:
@@ -169,7 +156,7 @@ def fuse_tsdf(frames: FrameSource, params: dict | None = None) -> FusedMesh:
 
     # Pass 1: which blocks hold surface? (subsampled depth, valid poses only)
     grid = _BlockGrid(voxel, block_voxels)
-    selected = list(_frame_ids(len(frames), int(p["every"])))
+    selected = list(_frame_ids(len(frames), p.every))
     valid, invalid, found = [], 0, []
     for index in selected:
         pose = frames.pose(index)
@@ -177,7 +164,7 @@ def fuse_tsdf(frames: FrameSource, params: dict | None = None) -> FusedMesh:
             invalid += 1
             continue
         valid.append(index)
-        points = backproject(frames.depth(index), intrinsic, pose, int(p["plan_stride"]), max_depth)
+        points = backproject(frames.depth(index), intrinsic, pose, p.plan_stride, max_depth)
         found.append(grid.keys_near(points, reach))
     stats = {"frames_selected": len(selected), "frames_invalid_pose": invalid, "frames_used": len(valid)}
     packed_keys = np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
@@ -186,7 +173,7 @@ def fuse_tsdf(frames: FrameSource, params: dict | None = None) -> FusedMesh:
         return FusedMesh(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32), None, {**stats, "blocks": 0})
     block_keys = [tuple(int(c) for c in key) for key in grid.unpack(packed_keys)]
     total_voxels = len(block_keys) * block_voxels**3
-    if total_voxels > int(p["max_voxels"]):
+    if total_voxels > p.max_voxels:
         raise ValueError(
             f"TSDF volume would need {total_voxels:,} voxels ({len(block_keys)} blocks of {block_voxels}^3) "
             f"> max_voxels {int(p['max_voxels']):,}; use a larger voxel size"
@@ -214,7 +201,7 @@ def fuse_tsdf(frames: FrameSource, params: dict | None = None) -> FusedMesh:
         depth = np.ascontiguousarray(frames.depth(index), np.float32)
         depth = np.where(np.isfinite(depth), depth, 0.0).astype(np.float32)
         pose = frames.pose(index)
-        seen = backproject(depth, intrinsic, pose, int(p["plan_stride"]), max_depth)
+        seen = backproject(depth, intrinsic, pose, p.plan_stride, max_depth)
         if len(seen) == 0:
             continue
         # Integration writes free space in front of the surface too: keep every block in the box

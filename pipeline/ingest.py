@@ -14,18 +14,10 @@ from pipeline import scannet
 from pipeline.errors import InputError
 from pipeline.geometry import instance_boxes, mesh_vertex_normals, point_cloud_normals, scale_intrinsics
 from pipeline.nyu40 import SCANNET18_IDS
+from pipeline.params import IngestParams
 from pipeline.ply import read_ply
 
 log = logging.getLogger(__name__)
-
-DEFAULT_PARAMS = {
-    "verify_images": "all",  # "all": decode every image (JPEG and PNG); "first": only the first frame's
-    "box_ignore_labels": ["wall", "floor", "ceiling"],  # GT instances that get no box
-    "normal_neighbours": 16,  # k for PCA normals of point clouds without normals
-    "label_map": None,  # ScanNet's scannetv2-labels.combined.tsv: aggregation.json raw names -> NYU40
-    # Ground truth never supervises unless asked: true builds "oracle boxes" from the GT instances.
-    "boxes_from_ground_truth": False,
-}
 
 ORACLE_BOXES = "ground_truth (oracle)"  # boxes_source of boxes built from ground truth
 
@@ -52,7 +44,7 @@ def find_geometry(scene_dir: Path) -> tuple[Path | None, str]:
     return None, ""
 
 
-def _read_geometry(path: Path, kind: str, params: dict) -> dict:
+def _read_geometry(path: Path, kind: str, params: IngestParams) -> dict:
     ply = read_ply(path)
     vertices = ply.vertices
     if len(vertices) == 0:
@@ -73,12 +65,12 @@ def _read_geometry(path: Path, kind: str, params: dict) -> dict:
     else:
         normals = ply.normals
         if normals is None:
-            normals = point_cloud_normals(vertices, k=int(params["normal_neighbours"]))
+            normals = point_cloud_normals(vertices, k=params.normal_neighbours)
         arrays["normals"] = normals.astype(np.float32)
     return arrays
 
 
-def _read_frames(scene_dir: Path, params: dict) -> tuple[dict, dict]:
+def _read_frames(scene_dir: Path, params: IngestParams) -> tuple[dict, dict]:
     ids = scannet.list_frame_ids(scene_dir)
     if len(ids) == 0:
         return {}, {"n_frames": 0, "n_invalid_poses": 0}
@@ -86,7 +78,7 @@ def _read_frames(scene_dir: Path, params: dict) -> tuple[dict, dict]:
     poses = np.stack([scannet.read_pose(scene_dir, i) for i in ids])
     valid = np.array([scannet.pose_is_valid(p) for p in poses])
 
-    verify_all = params["verify_images"] == "all"
+    verify_all = params.verify_images == "all"
     sizes = {"color": None, "depth": None}
     started = time.monotonic()
     for n, frame_id in enumerate(ids if verify_all else ids[:1]):
@@ -154,8 +146,8 @@ def oracle_box_instances(labels, nyu40: np.ndarray, box_min: np.ndarray, ignore_
     return keep
 
 
-def _ground_truth_arrays(scene_dir: Path, vertices: np.ndarray, params: dict) -> tuple[dict, dict]:
-    gt = scannet.read_scannet_ground_truth(scene_dir, len(vertices), params.get("label_map") or None)
+def _ground_truth_arrays(scene_dir: Path, vertices: np.ndarray, params: IngestParams) -> tuple[dict, dict]:
+    gt = scannet.read_scannet_ground_truth(scene_dir, len(vertices), params.label_map or None)
     boxes_file = scene_dir / "boxes.json"
     arrays: dict = {}
     attrs = {
@@ -174,13 +166,13 @@ def _ground_truth_arrays(scene_dir: Path, vertices: np.ndarray, params: dict) ->
             "box_min": box_min,
             "box_max": box_max,
         }
-    if params["boxes_from_ground_truth"]:
+    if params.boxes_from_ground_truth:
         if gt is None:
             raise InputError(scene_dir, "ingest.boxes_from_ground_truth is set but the scene has no ground truth "
                                         "(<scene>.aggregation.json or <scene>.txt)")
         if boxes_file.is_file():
             log.warning("%s is ignored: ingest.boxes_from_ground_truth builds the boxes from ground truth", boxes_file)
-        keep = oracle_box_instances(gt.labels, gt.nyu40, box_min, params["box_ignore_labels"])
+        keep = oracle_box_instances(gt.labels, gt.nyu40, box_min, params.box_ignore_labels)
         boxes = scannet.Boxes(box_min[keep], box_max[keep], [gt.labels[i] for i in keep], np.asarray(keep, np.int32))
         attrs["boxes_source"] = ORACLE_BOXES
         log.warning("%s: %d ORACLE boxes built from ground-truth instances (ingest.boxes_from_ground_truth); "
@@ -208,9 +200,9 @@ def _ground_truth_arrays(scene_dir: Path, vertices: np.ndarray, params: dict) ->
     return arrays, attrs
 
 
-def ingest_scene(scene_dir: str | os.PathLike, params: dict | None = None, mesh_path: str | os.PathLike | None = None) -> IngestedScene:
+def ingest_scene(scene_dir: str | os.PathLike, params: IngestParams | dict | None = None, mesh_path: str | os.PathLike | None = None) -> IngestedScene:
     """Read and validate one scene folder. ``mesh_path`` overrides the scene's own mesh (fused meshes)."""
-    params = {**DEFAULT_PARAMS, **(params or {})}
+    params = IngestParams.from_dict(params)
     scene_dir = Path(scene_dir)
     if not scene_dir.is_dir():
         raise InputError(scene_dir, "scene folder does not exist")

@@ -12,14 +12,10 @@ Two rules, both over valid frames only (frames with a non-finite pose are never 
 from __future__ import annotations
 
 import numpy as np
+from pipeline.params import KEYFRAMES
 
-DEFAULT_PARAMS = {
-    "mode": "stride",  # "stride" | "motion"
-    "stride": 10,  # stride mode: every k-th valid frame
-    "min_translation": 0.3,  # motion mode: metres moved since the last keyframe
-    "min_rotation_deg": 20.0,  # motion mode: degrees turned since the last keyframe
-    "max_gap": 0,  # motion mode: force a keyframe after this many valid frames (0 = never)
-}
+# The defaults are defined once, in pipeline/params.py.
+DEFAULT_PARAMS = dict(KEYFRAMES)  # keyframe_masks.keyframes
 
 
 def rotation_angle_deg(a: np.ndarray, b: np.ndarray) -> float:

@@ -25,19 +25,8 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from pipeline.params import LiftParams
 from pipeline.tracking.frames import Camera, as_columns, visible_points
-
-DEFAULT_PARAMS = {
-    "frame_stride": 1,  # vote with every n-th tracked frame (keyframes always vote)
-    "depth_tolerance": 0.05,  # metres: occlusion test, absolute part
-    "relative_tolerance": 0.03,  # occlusion test, fraction of the measured depth
-    "min_confidence": 0.3,  # a superpoint's winning object needs this share of its observations
-    "min_observations": 1,  # a superpoint needs this many point observations to be labelled
-    "min_instance_points": 20,  # smaller 3D instances are dropped
-    "per_view": "keyframes",  # per-view masks for: keyframes | all (every voting frame) | none
-    "raw_min_points": 20,  # raw per-view masks observed on fewer points are dropped (no shape to learn)
-}
-
 
 @dataclass
 class View:
@@ -50,11 +39,11 @@ class View:
     keep_masks: bool = False  # store this view's per-view masks
 
 
-def observe(xyz: np.ndarray, view: View, camera: Camera, params: dict) -> tuple[np.ndarray, np.ndarray]:
+def observe(xyz: np.ndarray, view: View, camera: Camera, params: LiftParams) -> tuple[np.ndarray, np.ndarray]:
     """Observed indices of points (3, N) and the object id each one sees (0 = none); unknown pixels
     are skipped."""
-    index, pixel = visible_points(xyz, view.depth, camera, view.pose, float(params["depth_tolerance"]),
-                                  float(params["relative_tolerance"]))
+    index, pixel = visible_points(xyz, view.depth, camera, view.pose, params.depth_tolerance,
+                                  params.relative_tolerance)
     label = view.labels.reshape(-1)[pixel].astype(np.int64)
     known = label >= 0
     return index[known], label[known]
@@ -196,12 +185,12 @@ def _per_view_masks(view_number: int, index: np.ndarray, label: np.ndarray, stor
 
 
 def lift_views(points: np.ndarray, point_superpoint: np.ndarray | None, views: Iterable[View], camera: Camera,
-               params: dict | None = None, points_sink: Callable[[np.ndarray], None] | None = None) -> LiftResult:
+               params: LiftParams | dict | None = None, points_sink: Callable[[np.ndarray], None] | None = None) -> LiftResult:
     """Lift a sequence of object-id maps (ids consistent across views) onto points and superpoints.
 
     With ``points_sink``, the points of each per-view mask go to it in order (views/mask_points)
     instead of into the result, whose ``views`` then has no ``mask_points``."""
-    params = {**DEFAULT_PARAMS, **(params or {})}
+    params = LiftParams.from_dict(params)
     points = np.asarray(points, np.float32)
     xyz = as_columns(points)
     if point_superpoint is None:
@@ -219,10 +208,10 @@ def lift_views(points: np.ndarray, point_superpoint: np.ndarray | None, views: I
             store["frame_index"].append(view.frame_index)
         n_views += 1
     votes = accumulator.votes()
-    sp_label, sp_conf = superpoint_labels(votes, point_superpoint, n_superpoints, float(params["min_confidence"]),
-                                          int(params["min_observations"]))
+    sp_label, sp_conf = superpoint_labels(votes, point_superpoint, n_superpoints, params.min_confidence,
+                                          params.min_observations)
     point_instance, scores, objects = instances_from_superpoints(sp_label, sp_conf, point_superpoint,
-                                                                 int(params["min_instance_points"]))
+                                                                 params.min_instance_points)
     observations = np.bincount(votes.point, weights=votes.count, minlength=len(points)).astype(np.int32)
     return LiftResult(point_instance, scores, objects, sp_label, sp_conf, observations,
                       views_arrays(store, objects, streamed=points_sink is not None))
@@ -265,22 +254,22 @@ class MaskView:
     frame_index: int = -1
 
 
-def mask_points(xyz: np.ndarray, view: MaskView, camera: Camera, params: dict) -> list[np.ndarray]:
+def mask_points(xyz: np.ndarray, view: MaskView, camera: Camera, params: LiftParams) -> list[np.ndarray]:
     """Points (3, N) each mask of the view covers: observed (in view, depth test) at a mask pixel."""
-    index, pixel = visible_points(xyz, view.depth, camera, view.pose, float(params["depth_tolerance"]),
-                                  float(params["relative_tolerance"]))
+    index, pixel = visible_points(xyz, view.depth, camera, view.pose, params.depth_tolerance,
+                                  params.relative_tolerance)
     flat = np.asarray(view.masks, bool).reshape(len(view.masks), -1)
     return [index[mask[pixel]] for mask in flat]  # one mask at a time: no (K, N) matrix
 
 
-def lift_raw_views(points: np.ndarray, views: Iterable[MaskView], camera: Camera, params: dict | None = None,
+def lift_raw_views(points: np.ndarray, views: Iterable[MaskView], camera: Camera, params: LiftParams | dict | None = None,
                    points_sink: Callable[[np.ndarray], None] | None = None) -> dict:
     """Raw per-view masks (CSR, like ``views_arrays``): frame_index (V,); per mask its view, masks2d
     row, score and points. Masks on fewer than ``raw_min_points`` observed points are dropped.
     With ``points_sink`` the points go to it in order, and the result has no ``mask_points``."""
-    params = {**DEFAULT_PARAMS, **(params or {})}
+    params = LiftParams.from_dict(params)
     xyz = as_columns(points)
-    minimum = max(int(params["raw_min_points"]), 1)
+    minimum = max(params.raw_min_points, 1)
     frame_index, view_of, rows, scores = [], [], [], []
     store = _no_views()
     for view in views:
@@ -318,7 +307,7 @@ def _view_superpoint_masks(index, label, point_superpoint, n_superpoints) -> lis
 
 
 def lift_independent(points: np.ndarray, point_superpoint: np.ndarray | None, views: Iterator[View], camera: Camera,
-                     params: dict | None = None, merge_iou: float = 0.5) -> LiftResult:
+                     params: LiftParams | dict | None = None, merge_iou: float = 0.5) -> LiftResult:
     """Baseline: every view's masks lifted alone (ids need not agree across views), then merged.
 
     Each view's mask becomes a set of superpoints; in view order, it joins the 3D instance whose
@@ -326,7 +315,7 @@ def lift_independent(points: np.ndarray, point_superpoint: np.ndarray | None, vi
     one. A superpoint takes the instance whose masks covered it most often; confidence is that count
     over the number of views that observed the superpoint.
     """
-    params = {**DEFAULT_PARAMS, **(params or {})}
+    params = LiftParams.from_dict(params)
     points = np.asarray(points, np.float32)
     xyz = as_columns(points)
     if point_superpoint is None:
@@ -366,11 +355,11 @@ def lift_independent(points: np.ndarray, point_superpoint: np.ndarray | None, vi
         winner = np.argmax(stack, axis=0)
         best = stack[winner, np.arange(n_sp)]
         confidence = best / np.maximum(sp_views, 1)
-        ok = (best > 0) & (confidence >= float(params["min_confidence"])) & (sp_views >= int(params["min_observations"]))
+        ok = (best > 0) & (confidence >= params.min_confidence) & (sp_views >= params.min_observations)
         sp_label[ok] = winner[ok] + 1
         sp_conf[ok] = confidence[ok]
     point_instance, scores, objects = instances_from_superpoints(sp_label, sp_conf, point_superpoint,
-                                                                 int(params["min_instance_points"]))
+                                                                 params.min_instance_points)
     result_votes = accumulator.votes()
     observations = np.bincount(result_votes.point, weights=result_votes.count, minlength=len(points)).astype(np.int32)
     return LiftResult(point_instance, scores, objects, sp_label, sp_conf, observations,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.atomic import atomic_path
 from pipeline.errors import InputError
 
 _PLY_TYPES = {
@@ -212,10 +213,7 @@ def write_ply(
     if faces is not None:
         header += [f"element face {len(faces)}", "property list uchar int vertex_indices"]
     header.append("end_header")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         handle.write(("\n".join(header) + "\n").encode("ascii"))
         handle.write(table.tobytes())
         if faces is not None:
@@ -223,4 +221,3 @@ def write_ply(
             face_table["n"] = 3
             face_table["v"] = np.asarray(faces, np.int32)
             handle.write(face_table.tobytes())
-    os.replace(tmp, path)

@@ -25,26 +25,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from pipeline.params import PredictParams
 from pipeline.model.net import InstanceNet, prepare_scene
 from pipeline.train.beep3d import Beep3DConfig, initial_query_coords, teacher_pseudo_masks
 from pipeline.train.data import TrainScene
 from pipeline.train.selftrain import SelfTrainConfig, is_novel, predicted_masks
 
 log = logging.getLogger(__name__)
-
-DEFAULT_PARAMS = {
-    "model": "auto",  # auto (box: teacher, unsupervised: student) | teacher | student
-    "score_threshold": 0.3,  # unsupervised: masks scored lower are dropped
-    "mask_threshold": 0.5,  # probability above which a superpoint is in a mask
-    "nms_iou": 0.5,  # unsupervised: IoU above which the lower-scored mask is suppressed
-    "min_points": 30,  # unsupervised: smaller instances are dropped
-    "keep_inputs": True,  # unsupervised: the input masks M^0 stay, scored by the model; it adds novel masks
-    "novel_iou": 0.5,  # unsupervised: a predicted mask is new when its IoU with every input mask, and the
-    # share of it they cover, are below this
-    "input_scores": "own",  # unsupervised: input masks keep their own scores (own) or the model's (model)
-    "device": "auto",
-}
-
 
 @dataclass
 class PseudoLabels:
@@ -146,45 +133,45 @@ def with_input_masks(input_masks: np.ndarray, input_scores: np.ndarray, new_mask
 
 
 @torch.no_grad()
-def predict_unsupervised(model: InstanceNet, scene: TrainScene, params: dict, device="cpu",
+def predict_unsupervised(model: InstanceNet, scene: TrainScene, params: PredictParams | dict, device="cpu",
                          inputs: tuple[np.ndarray, np.ndarray] | None = None) -> PseudoLabels:
     """Unsupervised-mode pseudo-labels (see the module docstring). ``inputs``: M^0 as (masks (K, S),
     their own scores (K,))."""
-    params = {**DEFAULT_PARAMS, **params}
+    params = PredictParams.from_dict(params)
     model.eval()
     tensors = scene_tensors(scene, model.config.voxel_size, device)
     out = model(tensors, initial_query_coords(tensors, model.config.n_queries))
-    cfg = SelfTrainConfig(mask_threshold=float(params["mask_threshold"]), nms_iou=float(params["nms_iou"]),
-                          min_points=int(params["min_points"]))
+    cfg = SelfTrainConfig(mask_threshold=params.mask_threshold, nms_iou=params.nms_iou,
+                          min_points=params.min_points)
     masks, scores = predicted_masks(out, tensors.sp_size, cfg)
-    confident = scores >= float(params["score_threshold"])
+    confident = scores >= params.score_threshold
     attrs = {"n_queries": int(out.last.mask_logits.shape[0]), "n_candidates": int(len(masks)),
              "n_confident": int(confident.sum()), "n_input_masks": 0, "n_novel": int(confident.sum())}
     masks, scores = masks[confident], scores[confident]
-    keep_inputs = bool(params["keep_inputs"]) and inputs is not None and len(inputs[0]) > 0
+    keep_inputs = params.keep_inputs and inputs is not None and len(inputs[0]) > 0
     if keep_inputs:
         input_masks = np.asarray(inputs[0]) > 0.5
-        novel = is_novel(masks, input_masks, scene.sp_size, float(params["novel_iou"]))
+        novel = is_novel(masks, input_masks, scene.sp_size, params.novel_iou)
         attrs.update(n_input_masks=int(len(input_masks)), n_novel=int(novel.sum()))
         input_scores = np.asarray(inputs[1], np.float32)
-        if params["input_scores"] == "model":
+        if params.input_scores == "model":
             probs = out.last.mask_logits.sigmoid().cpu().numpy()
             objectness = (1 - out.last.class_logits.softmax(-1)[:, -1]).cpu().numpy()
             input_scores = input_mask_scores(probs, objectness, input_masks, scene.sp_size)
         masks, scores = with_input_masks(input_masks, input_scores, masks[novel], scores[novel],
-                                         rank_after_inputs=params["input_scores"] == "own")
+                                         rank_after_inputs=params.input_scores == "own")
     point_instance, instance_score = masks_to_point_labels(masks, scores, scene.point_superpoint,
-                                                           int(params["min_points"]))
+                                                           params.min_points)
     attrs["n_instances"] = int(len(instance_score))
     log.info("%s: %d queries -> %d masks of >= %d points after mask NMS (IoU %.2f) -> %d scored >= %.2f; %s"
              "%d instances after overlaps and the %d-point minimum", scene.name, attrs["n_queries"],
-             attrs["n_candidates"], int(params["min_points"]), float(params["nms_iou"]), attrs["n_confident"],
-             float(params["score_threshold"]),
+             attrs["n_candidates"], params.min_points, params.nms_iou, attrs["n_confident"],
+             params.score_threshold,
              f"{attrs['n_input_masks']} input masks kept, {attrs['n_novel']} novel predicted masks added; "
-             if keep_inputs else "", int(params["min_points"]), attrs["n_instances"])
+             if keep_inputs else "", params.min_points, attrs["n_instances"])
     if len(instance_score) == 0:
         log.warning("%s: EMPTY pseudo-labels: %d of %d predicted masks scored >= %.2f (predict.score_threshold) and "
                     "no input masks were kept (predict.keep_inputs, ncut.h5 / lifted.h5 masks)", scene.name,
-                    attrs["n_confident"], attrs["n_candidates"], float(params["score_threshold"]))
+                    attrs["n_confident"], attrs["n_candidates"], params.score_threshold)
     return PseudoLabels(point_instance, instance_score, np.full(len(instance_score), "object"), None, attrs)
 

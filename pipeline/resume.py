@@ -22,12 +22,13 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+
+from pipeline.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ _CHUNK = re.compile(r"chunk_(\d+)_(\d+)\.npz")
 # Stage settings that change how a job runs, not what it computes. They are left out of the
 # resume fingerprint and of Snakemake's params (workflow/rules/common.smk), so editing them
 # neither discards resume data nor reruns anything; the rule scripts add them back.
-RUN_SETTINGS = ("checkpoint_every", "log_every")
+RUN_SETTINGS = ("checkpoint_every", "log_every", "scene_cache", "prefetch")
 
 
 def without_run_settings(params: dict) -> dict:
@@ -49,9 +50,13 @@ def with_run_settings(params: dict, section: dict) -> dict:
     return {**params, **{key: section[key] for key in RUN_SETTINGS if key in section}}
 
 
-def fingerprint(params: dict, inputs) -> str:
-    """Parameters (without run settings) plus each input's size and modification time (folders: their own entry)."""
+def fingerprint(params: dict, inputs, extra=None) -> str:
+    """Identity of a run: parameters (without run settings), ``extra`` (anything else JSON that decides
+    the result, e.g. the training mode) and each input's path, size and modification time (folders:
+    their own entry). Every resumable stage and `train` use this one."""
     h = hashlib.sha256(json.dumps(without_run_settings(params), sort_keys=True, default=str).encode())
+    if extra is not None:
+        h.update(json.dumps(extra, sort_keys=True, default=str).encode())
     for path in inputs:
         stat = os.stat(path)
         h.update(f"{os.fspath(path)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
@@ -59,17 +64,10 @@ def fingerprint(params: dict, inputs) -> str:
 
 
 def _save_npz_atomically(path: Path, arrays: dict, compress: bool = True) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with open(tmp, "wb") as handle:
-            (np.savez_compressed if compress else np.savez)(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        (np.savez_compressed if compress else np.savez)(handle, **arrays)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:

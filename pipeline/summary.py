@@ -9,6 +9,8 @@ import math
 import re
 from pathlib import Path
 
+from pipeline.atomic import write_text
+
 METRIC_COLUMNS = ["ap", "ap50", "ap25", "n_pred", "n_gt"]
 OVERLAP_COLUMNS = ["object_point_accuracy", "point_accuracy", "mean_instance_accuracy"]
 # "oracle boxes" (labels made from boxes built from ground truth), "EMPTY ..." (final labels with no
@@ -128,9 +130,5 @@ def write_summary(metrics_files, benchmark_files, tsv_path, markdown_path) -> tu
         + "\n## Run time and peak memory per rule\n\n" + to_markdown(timings, timing_columns)
     )
     for path, text in ((tsv_path, tsv), (markdown_path, markdown)):
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        write_text(path, text)
     return metrics, timings

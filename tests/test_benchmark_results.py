@@ -15,11 +15,13 @@ import bench_results  # noqa: E402
 
 
 def test_readme_rows_match_the_benchmark_results():
-    rows = bench_results.rendered_rows()
-    if not rows:
+    rows, blocks = bench_results.rendered_rows(), bench_results.rendered_blocks()
+    if not rows and not blocks:
         pytest.skip("no full-mode result files in benchmarks/results/ (run `make bench`)")
-    assert set(rows) >= {f"| `{name}.py` |" for name in bench_results.load_results()}
-    problems = bench_results.readme_mismatches(bench_results.README.read_text(), rows)
+    records = bench_results.load_results()
+    assert set(rows) >= {f"| `{name}.py` |" for name in records if name in bench_results.ROWS}
+    assert set(blocks) == {name for name in records if name in bench_results.BLOCKS}
+    problems = bench_results.readme_mismatches(bench_results.README.read_text(), rows, blocks)
     assert not problems, "\n".join(problems) + "\n(run `python benchmarks/bench_results.py --update-readme`)"
 
 
@@ -59,6 +61,33 @@ def test_a_changed_result_file_makes_the_check_fail_and_update_fixes_it(tmp_path
     TRACKING["rows"][-1]["seconds"] = 10.0
     (results / "tracking.json").write_text(json.dumps(_record("tracking", TRACKING)))
     assert bench_results.readme_mismatches(text, bench_results.rendered_rows(results))  # now stale
+
+
+PLANNING = {"reference": {"scans": 1500, "jobs": 16503, "seconds": 31.0},
+            "rows": [{"scans": 100, "jobs": 1103, "dry_run_s": 7.7, "dry_run_cpu_s": 3.8, "dry_run_mib": 150.0,
+                      "sbatch_ungrouped": 1102, "sbatch_grouped": 302, "group_jobs": 300, "single_jobs": 2,
+                      "grouped_dry_run_s": 20.1, "grouped_dry_run_cpu_s": 7.0, "grouped_dry_run_mib": 160.0}]}
+
+
+def test_a_block_is_the_table_between_its_markers_and_update_rewrites_only_it(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "planning.json").write_text(json.dumps(_record("planning", PLANNING)))
+    blocks = bench_results.rendered_blocks(results)
+    assert set(blocks) == {"planning"}
+    table = blocks["planning"]
+    assert "| 100 | 1,103 | 3.8 (7.7) | 150 | 1,102 | 302 (3.02) | 7.0 (20.1) |" in table.splitlines()
+    assert "2026-01-02, 2 cores Test CPU" in table
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\nbefore\n<!-- results:planning -->\n| old | table |\n<!-- /results:planning -->\nafter\n")
+    problems = bench_results.readme_mismatches(readme.read_text(), {}, blocks)
+    assert len(problems) == 1 and "planning" in problems[0]
+    assert bench_results.update_readme(readme, results) == 1
+    text = readme.read_text()
+    assert text == f"# x\n\nbefore\n<!-- results:planning -->\n{table}\n<!-- /results:planning -->\nafter\n"
+    assert not bench_results.readme_mismatches(text, {}, blocks)
+    assert bench_results.update_readme(readme, results) == 0  # unchanged the second time
+    assert bench_results.readme_mismatches("# no markers\n", {}, blocks)  # a missing block is reported
 
 
 def test_make_bench_runs_every_benchmark_the_readme_quotes():

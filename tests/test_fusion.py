@@ -99,7 +99,7 @@ def test_no_valid_depth_gives_an_empty_mesh():
 def test_oversized_volume_and_unknown_parameters_are_refused():
     with pytest.raises(ValueError, match="max_voxels"):
         fuse_tsdf(wall_frames(), {"voxel": 0.05, "trunc": 0.15, "max_voxels": 1000})
-    with pytest.raises(ValueError, match="unknown fusion parameter"):
+    with pytest.raises(ValueError, match="unknown fuse_mesh parameter .voxel_size. \\(did you mean .voxel.\\?\\)"):
         fuse_tsdf(wall_frames(), {"voxel_size": 0.05})
 
 

@@ -171,7 +171,7 @@ def test_lift_command_streams_the_same_per_view_masks_it_would_hold(room, tmp_pa
     keyframes); the arrays are exactly what lift_views / lift_raw_views return in memory."""
     from pipeline.commands.keyframe_masks import open_masks2d
     from pipeline.commands.lift import keyframe_mask_views, tracked_views
-    from pipeline.lift import DEFAULT_PARAMS
+    from pipeline.params import LiftParams
     from pipeline.tracking.frames import Camera
 
     run_keyframe_masks(room / "scene.h5", tmp_path / "m.h5", {"generator": "felzenszwalb", "keyframes": {"stride": 4}})
@@ -183,7 +183,7 @@ def test_lift_command_streams_the_same_per_view_masks_it_would_hold(room, tmp_pa
     tracks = read_artifact(tmp_path / "t.h5", "tracks")
     frames = SceneFrames.from_scene(scene)
     camera = Camera(tracks["camera/intrinsic"], int(tracks.attrs["width"]), int(tracks.attrs["height"]))
-    in_memory = lift_views(scene["vertices"], sp, tracked_views(frames, tracks, DEFAULT_PARAMS), camera).views
+    in_memory = lift_views(scene["vertices"], sp, tracked_views(frames, tracks, LiftParams()), camera).views
     with open_masks2d(tmp_path / "m.h5") as masks:
         raw = lift_raw_views(scene["vertices"], keyframe_mask_views(frames, masks), camera)
     assert len(in_memory["mask_points"]) > 0 and len(raw["mask_points"]) > 0

@@ -164,3 +164,15 @@ def test_dag_through_slurm_in_group_jobs_matches_local_run(slurm_cluster, tmp_pa
     assert len(submitted_job_ids(output)) == len(planned), output[-20000:]
     assert {path: path.stat().st_mtime_ns for path in untouched} == mtimes
     assert assert_same_artifacts(local / "results", results) >= 2
+
+
+def test_train_devices_ask_for_that_many_gpus_on_one_node(tmp_path):
+    """Without a cluster: train.devices: 2 makes the train job ask for gpu=2 (sbatch --gpus=2), on one node."""
+    (tmp_path / "two.yaml").write_text(TWO_SCENES)
+    (tmp_path / "devices.yaml").write_text("train: {devices: 2}\n")
+    jobs = planned_submissions(["--profile", str(REPO / "profiles" / "slurm"), "--configfile", "two.yaml",
+                                "devices.yaml"], tmp_path)
+    train = next(job for job in jobs if job.get("rule") == "train")
+    assert train["resources"]["gpu"] == 2
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    assert profile["set-resources"]["train"]["nodes"] == 1  # torchrun --standalone: one machine

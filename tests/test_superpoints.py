@@ -462,7 +462,7 @@ def test_unknown_input_kind_and_parameters(tmp_path):
         run_superpoints(tmp_path / "scene.obj", tmp_path / "x.json")
     vertices, faces = grid_patch([0, 0, 0], [1, 0, 0], [0, 1, 0], 4)
     write_ply(tmp_path / "m.ply", vertices, faces=faces)
-    with pytest.raises(InputError, match="unknown superpoints parameter"):
+    with pytest.raises(InputError, match="unknown superpoints parameter 'kthresh' \\(did you mean 'k_thresh'\\?\\)"):
         run_superpoints(tmp_path / "m.ply", tmp_path / "x.json", {"kthresh": 0.1})
 
 
@@ -497,7 +497,7 @@ def test_adjacency_radius_keeps_each_synthetic_object_connected(seed):
     from scipy import sparse
     from scipy.sparse import csgraph
 
-    from pipeline.commands.superpoints import DEFAULT_PARAMS
+    from pipeline.params import SuperpointsParams
     from pipeline.synth.room import generate_room
 
     room = generate_room(seed, "tiny")
@@ -515,4 +515,4 @@ def test_adjacency_radius_keeps_each_synthetic_object_connected(seed):
         return np.mean(whole)
 
     assert share_connected(0.0) < 0.5
-    assert share_connected(DEFAULT_PARAMS["adjacency_radius"]) == 1.0
+    assert share_connected(SuperpointsParams.adjacency_radius) == 1.0

@@ -8,16 +8,19 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.artifacts import read_artifact, write_artifact
-from pipeline.boxes import DEFAULT_PARAMS, check_boxes, partition_points, smallest_box_assignment, summarise_boxes
+from pipeline.boxes import check_boxes, partition_points, smallest_box_assignment, summarise_boxes
+from pipeline.cli import add_command, params_from_args
 from pipeline.errors import InputError
+from pipeline.params import BoxPartitionParams
 
 log = logging.getLogger(__name__)
 
 
-def box_partition_arrays(vertices: np.ndarray, box_min, box_max, labels, instance, params: dict) -> tuple[dict, dict]:
+def box_partition_arrays(vertices: np.ndarray, box_min, box_max, labels, instance,
+                         params: BoxPartitionParams) -> tuple[dict, dict]:
     """The arrays and attributes of boxes.h5 for one scene."""
-    partition = partition_points(vertices, box_min, box_max, int(params["chunk"]))
-    summary = summarise_boxes(partition, box_min, box_max, float(params["containment_tolerance"]))
+    partition = partition_points(vertices, box_min, box_max, params.chunk)
+    summary = summarise_boxes(partition, box_min, box_max, float(params.containment_tolerance))
     arrays = {
         "point_box": partition.point_box,
         "n_containing": partition.n_containing,
@@ -46,8 +49,8 @@ def box_partition_arrays(vertices: np.ndarray, box_min, box_max, labels, instanc
     return arrays, attrs
 
 
-def run_box_partition(scene_path, out_path, params: dict | None = None) -> Path:
-    params = {**DEFAULT_PARAMS, **(params or {})}
+def run_box_partition(scene_path, out_path, params: BoxPartitionParams | dict | None = None) -> Path:
+    params = BoxPartitionParams.from_dict(params)
     scene = read_artifact(scene_path, "scene", required=["vertices"])
     if "boxes/min" not in scene:
         raise InputError(
@@ -78,26 +81,18 @@ def run_box_partition(scene_path, out_path, params: dict | None = None) -> Path:
     )
     attrs["scene_name"] = scene.attrs.get("scene_name", "")
     attrs["boxes_source"] = scene.attrs.get("boxes_source", "")  # "ground_truth (oracle)" marks oracle boxes
-    return write_artifact(out_path, "boxes", arrays, params=params, inputs=[scene_path], attrs=attrs)
-
-
-def _handle(args) -> int:
-    run_box_partition(args.scene, args.out, {"containment_tolerance": args.containment_tolerance})
-    print(f"wrote {args.out}")
-    return 0
+    return write_artifact(out_path, "boxes", arrays, params=params.to_dict(), inputs=[scene_path], attrs=attrs)
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "box_partition",
+    parser = add_command(
+        subparsers, "box_partition", lambda args: run_box_partition(args.scene, args.out, params_from_args(args)),
         help="split the points of scene.h5 by the boxes that contain them (boxes.h5)",
         description="For every point, the boxes that contain it: points in exactly one box are labelled "
         "(P^l), points in two or more are ambiguous (P^u), points in none are background.",
+        params=BoxPartitionParams,
+        flags={"containment_tolerance": "metres a box may stick out of another and still count as inside it "
+                                        "(reporting only)"},
     )
     parser.add_argument("scene", help="scene.h5 (from ingest) with boxes/min, boxes/max")
     parser.add_argument("--out", required=True, help="output boxes.h5")
-    parser.add_argument(
-        "--containment-tolerance", type=float, default=DEFAULT_PARAMS["containment_tolerance"],
-        help="metres a box may stick out of another and still count as inside it (reporting only)",
-    )
-    parser.set_defaults(func=_handle)

@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from pipeline.atomic import write_text
 from pipeline.artifacts import FORMAT_VERSIONS, read_artifact
 from pipeline.errors import ArtifactError
 from pipeline.evaluate import (
@@ -125,16 +125,7 @@ def _resolve_gt_classes(gt_classes: str, gt_nyu40: np.ndarray | None, scene_path
 
 
 def _write_json_atomically(data: dict, out_path: Path) -> None:
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, allow_nan=False)
-            handle.write("\n")
-        os.replace(tmp_name, out_path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    write_text(out_path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def _scene_with_ground_truth(scene_path: Path):

@@ -12,6 +12,7 @@ import numpy as np
 
 from pipeline.artifacts import read_artifact
 from pipeline.errors import InputError
+from pipeline.params import ExportParams
 from pipeline.export import (
     AGNOSTIC_NYU40_ID,
     BENCHMARK_MIN_VERTICES,
@@ -38,12 +39,6 @@ from pipeline.nyu40 import SCANNET18_IDS, nyu40_name
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PARAMS = {
-    "class_map": {},  # box label -> NYU40 name, on top of DEFAULT_CLASS_MAP (the demo rooms' names)
-    "other_class": DEFAULT_OTHER_CLASS,  # class of NYU40 classes outside the 18; None = keep (consumers drop them)
-}
-
-
 def export_paths(out_dir, scene: str) -> dict[str, Path]:
     """The main file of each export (the Snakemake rule's outputs)."""
     out_dir = Path(out_dir)
@@ -58,10 +53,7 @@ def export_paths(out_dir, scene: str) -> dict[str, Path]:
 
 
 def _resolved_params(params: dict | None) -> dict:
-    params = {**DEFAULT_PARAMS, **(params or {})}
-    unknown = set(params) - set(DEFAULT_PARAMS)
-    if unknown:
-        raise ValueError(f"export: unknown key(s) {sorted(unknown)}; known: {sorted(DEFAULT_PARAMS)}")
+    params = ExportParams.from_dict(params).to_dict()
     other_class_id(params["other_class"])  # a bad value is a config error, not the labels file's
     return {"class_map": {**DEFAULT_CLASS_MAP, **(params["class_map"] or {})}, "other_class": params["other_class"]}
 

@@ -24,8 +24,6 @@ per-point means are saved every ``checkpoint_every`` frames.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import time
 from pathlib import Path
@@ -34,49 +32,14 @@ from typing import Iterator
 import numpy as np
 
 from pipeline.artifacts import read_artifact, write_artifact
+from pipeline.cli import add_command, params_from_args
 from pipeline.errors import InputError
+from pipeline.params import Features2dParams
 from pipeline.resume import ResumeFolder, fingerprint
 
 log = logging.getLogger(__name__)
 
 # torch and the backends are imported on use: the CLI imports every command module at start-up.
-STAGE_DEFAULTS = {
-    "backend": "handcrafted",  # handcrafted (weight-free colour baseline) | dino
-    "frame_step": 20,  # every k-th frame with a valid pose (UnScene3D: 20)
-    "depth_tolerance": 0.05,  # metres; |z_point - depth| below this counts as visible
-    "depth_scale": 1000.0,  # depth PNG units per metre
-    "batch_size": 4,  # frames per batch
-    "device": "auto",  # auto | cpu | cuda | cuda:N
-    "checkpoint_every": 50,  # frames between resume saves of the running means (0 = never)
-    "point_colors": True,  # scenes without frames: colour features from the points' colours
-}
-
-
-def default_params() -> dict:
-    from pipeline.features import color, dino
-
-    return {**STAGE_DEFAULTS, "handcrafted": dict(color.DEFAULT_PARAMS), "dino": dict(dino.DEFAULT_PARAMS)}
-
-
-def merge_params(defaults: dict, params: dict | None, stage: str = "") -> dict:
-    """Defaults overridden by ``params``, one level of nested sections merged key by key.
-
-    Unknown keys (typos in config.yaml) are an error that lists the known ones.
-    """
-    merged = {key: (dict(value) if isinstance(value, dict) else value) for key, value in defaults.items()}
-    for key, value in (params or {}).items():
-        if key not in defaults:
-            raise InputError(None, f"unknown {stage} parameter {key!r}; known: {sorted(defaults)}")
-        if isinstance(defaults[key], dict):
-            if not isinstance(value, dict):
-                raise InputError(None, f"{stage}.{key} must be a mapping, got {value!r}")
-            unknown = sorted(set(value) - set(defaults[key]))
-            if unknown:
-                raise InputError(None, f"unknown {stage}.{key} parameter(s) {unknown}; known: {sorted(defaults[key])}")
-            merged[key] = {**merged[key], **value}
-        else:
-            merged[key] = value
-    return merged
 
 
 def make_backend(params: dict, device):
@@ -154,10 +117,11 @@ def _point_color_artifact(out_path, vertices, colors, labels, n_superpoints: int
 
 
 def run_features_2d(scene_h5, superpoints_h5, out_path, params: dict | None = None) -> Path:
-    from pipeline.backproject import Cameras, resolve_device, select_frames
+    from pipeline.backproject import Cameras, select_frames
+    from pipeline.devices import resolve_device
     from pipeline.features.aggregate import superpoint_features
 
-    params = merge_params(default_params(), params, "features_2d")
+    params = Features2dParams.from_dict(params).to_dict()
     if params["backend"] not in ("handcrafted", "dino"):
         raise InputError(None, f"features_2d.backend must be 'handcrafted' or 'dino', got {params['backend']!r}")
     if int(params["frame_step"]) < 1 or float(params["depth_tolerance"]) <= 0:
@@ -258,31 +222,23 @@ def _backproject_resumably(vertices, selected: np.ndarray, cameras, backend, par
     return projector.result(), resumed_from
 
 
-def _handle(args: argparse.Namespace) -> int:
-    params = json.loads(args.params) if args.params else {}
-    for key in ("backend", "frame_step", "depth_tolerance", "device"):
-        if getattr(args, key) is not None:
-            params[key] = getattr(args, key)
+def _run(args) -> Path:
+    params = params_from_args(args)
     if args.checkpoint:
         params.setdefault("dino", {})["checkpoint"] = args.checkpoint
-    out = run_features_2d(args.scene_h5, args.superpoints_h5, args.out, params)
-    print(f"wrote {out}")
-    return 0
+    return run_features_2d(args.scene_h5, args.superpoints_h5, args.out, params)
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "features_2d", help="back-project 2D features (DINO or handcrafted colour) onto superpoints",
+    parser = add_command(
+        subparsers, "features_2d", _run, help="back-project 2D features (DINO or handcrafted colour) onto superpoints",
         description="Encode every k-th valid frame, back-project the feature maps onto the scene's points "
         "(depth-tested), average them per superpoint and write features_2d.h5.",
+        params=Features2dParams,
+        flags={"backend": "feature backend", "frame_step": "every k-th valid frame",
+               "depth_tolerance": "visibility test, metres", "device": "auto | cpu | cuda | cuda:N"},
     )
     parser.add_argument("scene_h5")
     parser.add_argument("superpoints_h5")
     parser.add_argument("--out", required=True, help="output features_2d.h5")
-    parser.add_argument("--backend", choices=["handcrafted", "dino"])
     parser.add_argument("--checkpoint", help="DINO checkpoint (dino_deitsmall8_pretrain.pth)")
-    parser.add_argument("--frame-step", dest="frame_step", type=int)
-    parser.add_argument("--depth-tolerance", dest="depth_tolerance", type=float)
-    parser.add_argument("--device")
-    parser.add_argument("--params", help="JSON object of further parameters (the config section)")
-    parser.set_defaults(func=_handle)

@@ -14,37 +14,22 @@ attrs backend, feature_dim, n_structure (superpoints flagged as structure).
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.artifacts import read_artifact, write_artifact
-from pipeline.commands.features_2d import merge_params
+from pipeline.params import Features3dParams
+from pipeline.cli import add_command, params_from_args
 from pipeline.errors import InputError
 
 log = logging.getLogger(__name__)
 
-STAGE_DEFAULTS = {
-    "backend": "handcrafted",  # handcrafted (weight-free geometry baseline) | csc
-    "device": "auto",
-}
-CSC_DEFAULTS = {"checkpoint": "", "feature_level": 1}
-
-
-def default_params() -> dict:
-    from pipeline.features import geometric
-
-    from pipeline.features import structure
-
-    return {**STAGE_DEFAULTS, "handcrafted": dict(geometric.DEFAULT_PARAMS), "csc": dict(CSC_DEFAULTS),
-            "structure": dict(structure.DEFAULT_PARAMS)}
 
 
 def point_features_3d(vertices: np.ndarray, normals: np.ndarray, colors: np.ndarray, params: dict) -> np.ndarray:
-    from pipeline.backproject import resolve_device
+    from pipeline.devices import resolve_device
     from pipeline.features import geometric
 
     if params["backend"] == "handcrafted":
@@ -61,7 +46,7 @@ def run_features_3d(scene_h5, superpoints_h5, out_path, params: dict | None = No
     from pipeline.features.aggregate import superpoint_features
     from pipeline.features.structure import structure_superpoints, superpoint_boxes
 
-    params = merge_params(default_params(), params, "features_3d")
+    params = Features3dParams.from_dict(params).to_dict()
     if params["backend"] not in ("handcrafted", "csc"):
         raise InputError(None, f"features_3d.backend must be 'handcrafted' or 'csc', got {params['backend']!r}")
     scene = read_artifact(scene_h5, "scene", required=["vertices", "normals", "colors"])
@@ -83,28 +68,20 @@ def run_features_3d(scene_h5, superpoints_h5, out_path, params: dict | None = No
                           attrs=attrs)
 
 
-def _handle(args: argparse.Namespace) -> int:
-    params = json.loads(args.params) if args.params else {}
-    for key in ("backend", "device"):
-        if getattr(args, key) is not None:
-            params[key] = getattr(args, key)
+def _run(args) -> Path:
+    params = params_from_args(args)
     if args.checkpoint:
         params.setdefault("csc", {})["checkpoint"] = args.checkpoint
-    out = run_features_3d(args.scene_h5, args.superpoints_h5, args.out, params)
-    print(f"wrote {out}")
-    return 0
+    return run_features_3d(args.scene_h5, args.superpoints_h5, args.out, params)
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "features_3d", help="3D point features (CSC sparse UNet or handcrafted geometry) per superpoint",
+    parser = add_command(
+        subparsers, "features_3d", _run, help="3D point features (CSC sparse UNet or handcrafted geometry) per superpoint",
         description="Compute per-point 3D features, average them per superpoint and write features_3d.h5.",
+        params=Features3dParams, flags={"backend": "feature backend", "device": "auto | cpu | cuda | cuda:N"},
     )
     parser.add_argument("scene_h5")
     parser.add_argument("superpoints_h5")
     parser.add_argument("--out", required=True, help="output features_3d.h5")
-    parser.add_argument("--backend", choices=["handcrafted", "csc"])
     parser.add_argument("--checkpoint", help="CSC checkpoint: the released MinkowskiEngine file (converted on load) or the output of `convert-csc`")
-    parser.add_argument("--device")
-    parser.add_argument("--params", help="JSON object of further parameters (the config section)")
-    parser.set_defaults(func=_handle)

@@ -5,13 +5,14 @@ For scenes in ScanNet layout that have frames but no ``<scene>_vh_clean_2.ply``.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.cli import add_command, params_from_args
+from pipeline.params import FuseMeshParams
 from pipeline.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -66,24 +67,19 @@ def run_fuse_mesh(scene_dir: str | os.PathLike, out_ply: str | os.PathLike, para
     return mesh.stats
 
 
-def _handle(args: argparse.Namespace) -> int:
-    params = {"voxel": args.voxel, "trunc": args.trunc, "every": args.every, "max_depth": args.max_depth}
-    stats = run_fuse_mesh(args.scene_dir, args.out, params)
+def _run(args) -> None:
+    stats = run_fuse_mesh(args.scene_dir, args.out, params_from_args(args))
     print(
         f"{args.out}: {stats['vertices']} vertices, {stats['faces']} faces from {stats['frames_used']} frames "
         f"({stats['frames_invalid_pose']} skipped for invalid poses)"
     )
-    return 0
 
 
 def register(subparsers) -> None:
-    from pipeline.fusion import DEFAULT_PARAMS
-
-    parser = subparsers.add_parser("fuse_mesh", help="TSDF-fuse a scene's RGB-D frames into a mesh PLY")
+    parser = add_command(
+        subparsers, "fuse_mesh", _run, help="TSDF-fuse a scene's RGB-D frames into a mesh PLY", params=FuseMeshParams,
+        flags={"voxel": "voxel size in metres", "trunc": "TSDF truncation in metres", "every": "use every k-th frame",
+               "max_depth": "ignore depth beyond (m)"},
+    )
     parser.add_argument("scene_dir", help="scene folder in ScanNet layout (color/, depth/, pose/, intrinsic/)")
     parser.add_argument("--out", required=True, help="output mesh .ply")
-    parser.add_argument("--voxel", type=float, default=DEFAULT_PARAMS["voxel"], help="voxel size in metres")
-    parser.add_argument("--trunc", type=float, default=DEFAULT_PARAMS["trunc"], help="TSDF truncation in metres")
-    parser.add_argument("--every", type=int, default=DEFAULT_PARAMS["every"], help="use every k-th frame")
-    parser.add_argument("--max-depth", type=float, default=DEFAULT_PARAMS["max_depth"], help="ignore depth beyond (m)")
-    parser.set_defaults(func=_handle)

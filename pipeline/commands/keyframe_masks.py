@@ -29,41 +29,14 @@ from typing import Iterator
 import numpy as np
 
 from pipeline.artifacts import append_rows, artifact_writer, open_artifact, read_artifact, write_artifact
-from pipeline.keyframes import DEFAULT_PARAMS as KEYFRAME_DEFAULTS
+from pipeline.cli import add_command, params_from_args
 from pipeline.keyframes import select_keyframes
 from pipeline.masks2d.base import FrameInput, MaskSet, build_generator, clean_masks, pack_masks, unpack_masks
+from pipeline.params import KeyframeMasksParams
 from pipeline.resume import ResumeFolder, fingerprint
 from pipeline.tracking.frames import SceneFrames
 
 log = logging.getLogger(__name__)
-
-DEFAULT_PARAMS = {
-    "generator": "felzenszwalb",  # sam | sam2 | felzenszwalb | oracle
-    "device": "auto",  # torch device for learned generators ("auto": cuda if available)
-    "image_scale": 1.0,  # working resolution = depth resolution x this
-    "keyframes": dict(KEYFRAME_DEFAULTS),
-    "min_mask_area": 100,  # pixels; smaller masks are dropped
-    "tau_contain": 0.8,  # a mask this much inside another is redundant
-    "containment_keep": "larger",  # which of a redundant pair survives: larger | smaller | score
-    "max_masks_per_frame": 200,  # cap after filtering (0 = none); the preferred masks are kept
-    "checkpoint_every": 10,  # keyframes between resume saves (0 = never)
-    "sam": {},
-    "sam2": {},
-    "felzenszwalb": {},
-    "oracle": {},
-}
-
-
-def merge_params(defaults: dict, params: dict | None) -> dict:
-    """``params`` over ``defaults``, merging one level of nested sections."""
-    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in defaults.items()}
-    for key, value in (params or {}).items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = {**merged[key], **value}
-        else:
-            merged[key] = value
-    return merged
-
 
 @dataclass
 class KeyframeMasks:
@@ -136,7 +109,7 @@ def _write_empty(out_path, params, inputs, reason: str, width=0, height=0, intri
 
 
 def run_keyframe_masks(scene_h5, out_path, params: dict | None = None, scene_dir=None) -> Path:
-    params = merge_params(DEFAULT_PARAMS, params)
+    params = KeyframeMasksParams.from_dict(params).to_dict()
     inputs = [str(scene_h5)]
     scene = read_artifact(scene_h5, "scene", required=["vertices"])
     frames = SceneFrames.from_scene(scene, float(params["image_scale"]), scene_dir)
@@ -218,27 +191,15 @@ def _concatenate(keyframes: list[dict]) -> dict[str, np.ndarray]:
     return {key: np.concatenate([np.asarray(k[key]) for k in keyframes]) for key in keyframes[0]}
 
 
-def _handle(args) -> int:
-    import json
-
-    params = json.loads(args.params) if args.params else {}
-    if args.generator:
-        params["generator"] = args.generator
-    run_keyframe_masks(args.scene_h5, args.out, params, scene_dir=args.scene_dir)
-    print(f"wrote {args.out}")
-    return 0
-
-
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "keyframe_masks",
+    parser = add_command(
+        subparsers, "keyframe_masks",
+        lambda args: run_keyframe_masks(args.scene_h5, args.out, params_from_args(args), scene_dir=args.scene_dir),
         help="automatic 2D masks (SAM, SAM 2, Felzenszwalb or oracle) on keyframes -> masks2d.h5",
         description="Select keyframes, generate automatic 2D masks on each, drop redundant (contained) "
         "masks and write masks2d.h5.",
+        params=KeyframeMasksParams, flags={"generator": "mask generator"},
     )
     parser.add_argument("scene_h5", help="scene.h5 from the ingest stage")
     parser.add_argument("--out", required=True, help="output masks2d.h5")
-    parser.add_argument("--generator", choices=["sam", "sam2", "felzenszwalb", "oracle"], help="mask generator")
-    parser.add_argument("--params", help="stage parameters as JSON (the keyframe_masks config section)")
     parser.add_argument("--scene-dir", help="scene folder (default: the one recorded in scene.h5)")
-    parser.set_defaults(func=_handle)

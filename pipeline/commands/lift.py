@@ -31,7 +31,9 @@ import numpy as np
 
 from pipeline.artifacts import append_rows, artifact_writer, open_artifact, read_artifact
 from pipeline.errors import InputError
-from pipeline.lift import DEFAULT_PARAMS, LiftResult, MaskView, View, lift_raw_views, lift_views
+from pipeline.cli import add_command, params_from_args
+from pipeline.lift import LiftResult, MaskView, View, lift_raw_views, lift_views
+from pipeline.params import LiftParams
 from pipeline.tracking.frames import Camera, SceneFrames
 
 log = logging.getLogger(__name__)
@@ -49,17 +51,17 @@ def _arrays(result: LiftResult) -> dict:
     }
 
 
-def tracked_views(frames: SceneFrames, tracks, params: dict):
+def tracked_views(frames: SceneFrames, tracks, params: LiftParams):
     """The tracked frames chosen for voting, as :class:`View` (read lazily, one at a time).
 
     ``tracks["labels"]`` may be an on-disk dataset (see :func:`open_artifact`)."""
     index = np.asarray(tracks["frames/index"])
     is_key = np.asarray(tracks["frames/is_keyframe"])
     labels = tracks["labels"]
-    stride = int(params["frame_stride"])
+    stride = params.frame_stride
     if stride < 1:
         raise ValueError(f"lift frame_stride must be >= 1, got {stride}")
-    per_view = params["per_view"]
+    per_view = params.per_view
     if per_view not in ("keyframes", "all", "none"):
         raise ValueError(f"lift per_view must be keyframes, all or none, got {per_view!r}")
     unknown = int(tracks.attrs.get("unknown_label", 65535))
@@ -72,7 +74,7 @@ def tracked_views(frames: SceneFrames, tracks, params: dict):
         yield View(step_labels, frames.depth(int(index[step])), frames.pose(int(index[step])), int(index[step]), keep)
 
 
-def _lift_tracks(scene, point_superpoint: np.ndarray, tracks, params: dict, scene_dir,
+def _lift_tracks(scene, point_superpoint: np.ndarray, tracks, params: LiftParams, scene_dir,
                  points_sink=None) -> tuple[LiftResult, str]:
     """Vote the label maps of an open tracks artifact onto the scene; (result, empty reason).
     ``points_sink``: see :func:`lift_views`."""
@@ -103,7 +105,7 @@ def keyframe_mask_views(frames: SceneFrames, masks) -> Iterator[MaskView]:
                        int(index))
 
 
-def raw_view_arrays(scene, masks2d_h5, params: dict, scene_dir=None, points_sink=None) -> dict:
+def raw_view_arrays(scene, masks2d_h5, params: LiftParams, scene_dir=None, points_sink=None) -> dict:
     """raw_views/* of lifted.h5 from masks2d.h5 (empty when it has no keyframe); ``points_sink``:
     see :func:`lift_raw_views`."""
     from pipeline.commands.keyframe_masks import open_masks2d
@@ -120,10 +122,10 @@ def raw_view_arrays(scene, masks2d_h5, params: dict, scene_dir=None, points_sink
         return lift_raw_views(vertices, keyframe_mask_views(frames, masks), camera, params, points_sink)
 
 
-def run_lift(scene_h5, superpoints_h5, tracks_h5, out_path, params: dict | None = None, scene_dir=None,
+def run_lift(scene_h5, superpoints_h5, tracks_h5, out_path, params: LiftParams | dict | None = None, scene_dir=None,
              masks2d_h5=None) -> Path:
     """lifted.h5; with ``masks2d_h5`` also the raw single-view masks (raw_views/*)."""
-    params = {**DEFAULT_PARAMS, **(params or {})}
+    params = LiftParams.from_dict(params)
     inputs = [str(scene_h5), str(superpoints_h5), str(tracks_h5)] + ([str(masks2d_h5)] if masks2d_h5 else [])
     scene = read_artifact(scene_h5, "scene", required=["vertices"])
     superpoints = read_artifact(superpoints_h5, "superpoints", required=["point_superpoint"])
@@ -133,7 +135,7 @@ def run_lift(scene_h5, superpoints_h5, tracks_h5, out_path, params: dict | None 
         raise InputError(superpoints_h5, f"has {len(point_superpoint)} points, scene.h5 has {len(vertices)}")
     # The points of every per-view mask are appended to lifted.h5 as views are lifted, so memory does
     # not grow with the number of keyframes (only the masks' view, object and length are kept).
-    with artifact_writer(out_path, "lifted", params=params, inputs=inputs) as out:
+    with artifact_writer(out_path, "lifted", params=params.to_dict(), inputs=inputs) as out:
         groups = ["views"] + (["raw_views"] if masks2d_h5 is not None else [])
         points = {group: out.growing(f"{group}/mask_points", (), np.int32, rows_per_chunk=1 << 16) for group in groups}
         with open_artifact(tracks_h5, "tracks", required=["frames/index", "frames/is_keyframe", "labels"]) as tracks:
@@ -147,7 +149,7 @@ def run_lift(scene_h5, superpoints_h5, tracks_h5, out_path, params: dict | None 
                                                   lambda rows: append_rows(points["raw_views"], rows))
             attrs["n_raw_masks"] = int(len(arrays["raw_views"]["mask_view"]))
             log.info("%d raw single-view masks of >= %d points in %d keyframes", attrs["n_raw_masks"],
-                     int(params["raw_min_points"]), len(arrays["raw_views"]["frame_index"]))
+                     params.raw_min_points, len(arrays["raw_views"]["frame_index"]))
         for group in groups:  # an empty result was not streamed: its (empty) points are still in it
             append_rows(points[group], np.asarray(arrays[group].pop("mask_points", np.zeros(0, np.int32)), np.int32))
         log.info("%d instances cover %d of %d points; %d per-view masks in %d views", attrs["n_instances"],
@@ -157,29 +159,20 @@ def run_lift(scene_h5, superpoints_h5, tracks_h5, out_path, params: dict | None 
     return Path(out_path)
 
 
-def _handle(args) -> int:
-    import json
-
-    params = json.loads(args.params) if args.params else {}
-    run_lift(args.scene_h5, args.superpoints_h5, args.tracks_h5, args.out, params, scene_dir=args.scene_dir,
-             masks2d_h5=args.masks2d)
-    print(f"wrote {args.out}")
-    return 0
-
-
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "lift",
+    parser = add_command(
+        subparsers, "lift",
+        lambda args: run_lift(args.scene_h5, args.superpoints_h5, args.tracks_h5, args.out, params_from_args(args),
+                              scene_dir=args.scene_dir, masks2d_h5=args.masks2d),
         help="lift tracked 2D masks to 3D instances (one label per superpoint) -> lifted.h5",
         description="Project scene points into the tracked frames, vote object ids onto points and superpoints, "
         "and write 3D instances with scores plus the per-view (single-frame) masks; with --masks2d also each "
         "keyframe's own untracked 2D masks on the points it sees (raw_views/*).",
+        params=LiftParams,
     )
     parser.add_argument("scene_h5", help="scene.h5 from the ingest stage")
     parser.add_argument("superpoints_h5", help="superpoints.h5 from the superpoints stage")
     parser.add_argument("tracks_h5", help="tracks.h5 from the track stage")
     parser.add_argument("--masks2d", help="masks2d.h5 from keyframe_masks: store the raw single-view masks")
     parser.add_argument("--out", required=True, help="output lifted.h5")
-    parser.add_argument("--params", help="stage parameters as JSON (the lift config section)")
     parser.add_argument("--scene-dir", help="scene folder (default: the one recorded in scene.h5)")
-    parser.set_defaults(func=_handle)

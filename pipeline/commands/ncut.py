@@ -16,8 +16,6 @@ extent_test (whether superpoint boxes were there for it).
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,15 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.artifacts import read_artifact, write_artifact
+from pipeline.cli import add_command, params_from_args
 from pipeline.errors import InputError
+from pipeline.params import NcutParams
 
 log = logging.getLogger(__name__)
-
-
-def default_params() -> dict:
-    from pipeline.ncut import DEFAULT_PARAMS
-
-    return dict(DEFAULT_PARAMS)
 
 
 def choose_modality(requested: str, has_2d: bool, features_2d_path) -> str:
@@ -132,11 +126,7 @@ def mask_scores(inputs: NCutInputs, result, rule: str) -> np.ndarray:
 def run_ncut(superpoints_h5, features_2d_h5, features_3d_h5, out_path, params: dict | None = None) -> Path:
     from pipeline.ncut import masked_ncut, point_instances
 
-    defaults = default_params()
-    unknown = sorted(set(params or {}) - set(defaults))
-    if unknown:
-        raise InputError(None, f"unknown ncut parameter(s) {unknown}; known: {sorted(defaults)}")
-    params = {**defaults, **(params or {})}
+    params = NcutParams.from_dict(params).to_dict()
     inputs = prepare_ncut(superpoints_h5, features_2d_h5, features_3d_h5, params)
     labels = inputs.point_superpoint
     n_superpoints = inputs.above.shape[0]
@@ -164,28 +154,18 @@ def run_ncut(superpoints_h5, features_2d_h5, features_3d_h5, out_path, params: d
                           inputs=[str(superpoints_h5), str(features_2d_h5), str(features_3d_h5)], attrs=attrs)
 
 
-def _handle(args: argparse.Namespace) -> int:
-    params = json.loads(args.params) if args.params else {}
-    for key in ("modality", "max_instances", "solver"):
-        if getattr(args, key) is not None:
-            params[key] = getattr(args, key)
-    out = run_ncut(args.superpoints_h5, args.features_2d_h5, args.features_3d_h5, args.out, params)
-    print(f"wrote {out}")
-    return 0
-
-
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "ncut", help="UnScene3D pseudo masks: masked iterative Normalized Cut over superpoints",
+    parser = add_command(
+        subparsers, "ncut",
+        lambda args: run_ncut(args.superpoints_h5, args.features_2d_h5, args.features_3d_h5, args.out,
+                              params_from_args(args)),
+        help="UnScene3D pseudo masks: masked iterative Normalized Cut over superpoints",
         description="Binarised cosine affinity of superpoint features (2D, 3D or both), iterative masked "
         "Normalized Cut, one mask per iteration; writes ncut.h5.",
+        params=NcutParams, flags={"modality": "affinities used", "max_instances": "stop after this many masks",
+                                  "solver": "eigen-solver"},
     )
     parser.add_argument("superpoints_h5")
     parser.add_argument("features_2d_h5")
     parser.add_argument("features_3d_h5")
     parser.add_argument("--out", required=True, help="output ncut.h5")
-    parser.add_argument("--modality", choices=["auto", "both", "2d", "3d"])
-    parser.add_argument("--max-instances", dest="max_instances", type=int)
-    parser.add_argument("--solver", choices=["auto", "lanczos", "dense"])
-    parser.add_argument("--params", help="JSON object of further parameters (the config section)")
-    parser.set_defaults(func=_handle)

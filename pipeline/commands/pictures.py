@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from pipeline.atomic import atomic_path
 from pipeline.artifacts import open_artifact, read_artifact
 from pipeline.report import camera_view_picture, label_layers, overview_picture, tracking_overlay_picture
 from pipeline.scannet import frame_path, read_color
@@ -39,9 +40,8 @@ def run_pictures(scene_h5, out_dir, superpoints_h5=None, labelled: dict | None =
         path = out_dir / name
         if image is None:
             image = _note(f"{scene.attrs.get('scene_name', '')}: nothing to show (no frames)")
-        tmp = path.with_name(f".{name}.tmp.png")
-        image.save(tmp)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            image.save(tmp, format="PNG")
         written.append(path)
         log.info("wrote %s (%dx%d)", path, *image.size)
     return written

@@ -7,7 +7,9 @@ import logging
 from pathlib import Path
 
 from pipeline.artifacts import read_artifact, write_artifact
+from pipeline.cli import add_command, params_from_args
 from pipeline.errors import InputError
+from pipeline.params import PredictParams
 
 log = logging.getLogger(__name__)
 
@@ -25,29 +27,24 @@ def training_masks(scene, train_config):
     return None
 
 
-def run_predict(model_path, inputs, out_path, params: dict | None = None) -> Path:
+def run_predict(model_path, inputs, out_path, params: PredictParams | dict | None = None) -> Path:
     """Pseudo-labels of one scene (``inputs``: pipeline.train.data.SceneInputs) -> pseudo_labels.h5."""
     # Imported here so that `python -m pipeline --help` does not load torch.
-    from pipeline.model.net import resolve_device
-    from pipeline.predict import DEFAULT_PARAMS, predict_boxes, predict_unsupervised
+    from pipeline.devices import resolve_device
+    from pipeline.predict import predict_boxes, predict_unsupervised
     from pipeline.train.config import resolve
     from pipeline.train.data import load_scene
     from pipeline.train.loop import build_model, load_checkpoint_file
 
-    params = {**DEFAULT_PARAMS, **(params or {})}
-    unknown = set(params) - set(DEFAULT_PARAMS)
-    if unknown:
-        raise ValueError(f"predict: unknown key(s) {sorted(unknown)}; known: {sorted(DEFAULT_PARAMS)}")
-    if params["input_scores"] not in ("own", "model"):
-        raise ValueError(f"predict.input_scores must be own or model, got {params['input_scores']!r}")
+    params = PredictParams.from_dict(params)
     state = load_checkpoint_file(model_path)
     if not state.get("complete"):
         log.warning("%s is an unfinished checkpoint (step %s)", model_path, state.get("step"))
     mode = state["mode"]
-    which = params["model"] if params["model"] != "auto" else ("teacher" if mode == "box" else "student")
+    which = params.model if params.model != "auto" else ("teacher" if mode == "box" else "student")
     if which == "teacher" and state.get("teacher") is None:
         raise InputError(model_path, "has no teacher network (it was trained in unsupervised mode); use model: student")
-    device = resolve_device(params["device"])
+    device = resolve_device(params.device)
     try:
         model = build_model(state, which, device)
     except ValueError as exc:
@@ -73,31 +70,24 @@ def run_predict(model_path, inputs, out_path, params: dict | None = None) -> Pat
              "scene_name": inputs.name, **labels.attrs}
     sources = [str(p) for p in (model_path, inputs.scene, inputs.superpoints, inputs.boxes, inputs.ncut, inputs.lifted)
                if p is not None]
-    return write_artifact(out_path, "pseudo_labels", labels.arrays(), params=params, inputs=sources, attrs=attrs)
+    return write_artifact(out_path, "pseudo_labels", labels.arrays(), params=params.to_dict(), inputs=sources, attrs=attrs)
 
 
-def _handle(args) -> int:
+def _run(args) -> Path:
     from pipeline.commands.train import scene_inputs_from_dir
 
-    params = json.loads(args.params) if args.params else {}
-    if args.device:
-        params["device"] = args.device
-    inputs = scene_inputs_from_dir(args.scene_dir)
-    run_predict(args.model, inputs, args.out, params)
-    print(f"wrote {args.out}")
-    return 0
+    return run_predict(args.model, scene_inputs_from_dir(args.scene_dir), args.out, params_from_args(args))
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "predict",
+    parser = add_command(
+        subparsers, "predict", _run,
         help="final per-point pseudo-labels of one scene from a trained model (pseudo_labels.h5)",
         description="Box mode: the EMA teacher decides the points inside several boxes; unsupervised mode: the "
         "model's confident masks. Writes point_instance, instance_score, instance_class (and point_box).",
+        params=PredictParams, flags={"device": "auto | cpu | cuda | cuda:N"},
     )
     parser.add_argument("--model", required=True, help="model checkpoint from `train`")
     parser.add_argument("--scene-dir", required=True, help="results/<scene> folder (scene.h5, superpoints.h5, boxes.h5)")
     parser.add_argument("--out", required=True, help="output pseudo_labels.h5")
-    parser.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--params", help="JSON object of predict parameters (as in config.yaml's predict section)")
-    parser.set_defaults(func=_handle)
+

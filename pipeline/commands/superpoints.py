@@ -7,7 +7,6 @@ writes them); anything else gets the ``superpoints`` HDF5 artifact (ids relabell
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -16,20 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.atomic import write_text
+from pipeline.cli import add_command, params_from_args
 from pipeline.errors import InputError
+from pipeline.params import SuperpointsParams
 
 log = logging.getLogger(__name__)
-
-DEFAULT_PARAMS = {
-    "k_thresh": 0.01,  # Felzenszwalb constant k: larger -> bigger segments
-    "seg_min_verts": 20,  # segments smaller than this are merged into a neighbour
-    "mode": "auto",  # "mesh" (needs faces), "points" (kNN graph) or "auto" (mesh when faces exist)
-    "knn": 10,  # neighbours per point in point-cloud mode
-    "color_weight": 0.0,  # point-cloud mode: weight of the RGB difference term (0 = off)
-    # Superpoints with points this close (metres) are adjacent even without a graph edge, so
-    # touching but separate meshes (CAD, synthetic furniture parts) connect; 0 = graph edges only.
-    "adjacency_radius": 0.03,
-}
 
 # ScanNet's segs.json files carry these keys; only kThresh and segMinVerts apply to this
 # segmenter, the others are ScanNet's stock values, kept so strict readers find them.
@@ -87,18 +78,18 @@ class SuperpointResult:
     mode: str
 
 
-def compute_superpoints(geometry: Geometry, params: dict) -> SuperpointResult:
+def compute_superpoints(geometry: Geometry, params: SuperpointsParams | dict) -> SuperpointResult:
     from pipeline import superpoints as sp
     from pipeline.geometry import mesh_vertex_normals
 
-    p = {**DEFAULT_PARAMS, **params}
-    mode = p["mode"]
+    p = SuperpointsParams.from_dict(params)
+    mode = p.mode
     has_faces = geometry.faces is not None and len(geometry.faces) > 0
     if mode == "auto":
         mode = "mesh" if has_faces else "points"
     source = str(geometry.path)
     if mode == "mesh":
-        seg = sp.segment_mesh(geometry.vertices, geometry.faces, p["k_thresh"], p["seg_min_verts"], source=source)
+        seg = sp.segment_mesh(geometry.vertices, geometry.faces, p.k_thresh, p.seg_min_verts, source=source)
         normals = geometry.normals
         if normals is None or len(normals) != len(geometry.vertices):
             normals = mesh_vertex_normals(geometry.vertices, geometry.faces)
@@ -109,15 +100,15 @@ def compute_superpoints(geometry: Geometry, params: dict) -> SuperpointResult:
             from pipeline.geometry import point_cloud_normals
 
             sp.check_vertices(geometry.vertices, source)  # report NaNs before the normal estimation
-            normals = point_cloud_normals(geometry.vertices, k=max(int(p["knn"]), 3))
+            normals = point_cloud_normals(geometry.vertices, k=max(p.knn, 3))
         seg, edges = sp.segment_point_cloud(
             geometry.vertices,
-            p["k_thresh"],
-            p["seg_min_verts"],
-            knn=int(p["knn"]),
+            p.k_thresh,
+            p.seg_min_verts,
+            knn=p.knn,
             normals=normals,
             colors=geometry.colors,
-            color_weight=float(p["color_weight"]),
+            color_weight=p.color_weight,
             source=source,
         )
         return SuperpointResult(seg, edges, normals, mode)
@@ -143,36 +134,27 @@ def read_segs_json(path: str | os.PathLike) -> np.ndarray:
     return np.asarray(data["segIndices"], np.int64)
 
 
-def _write_text_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def run_superpoints(scene_h5: str | os.PathLike, out_path: str | os.PathLike, params: dict | None = None) -> Path:
+def run_superpoints(scene_h5: str | os.PathLike, out_path: str | os.PathLike,
+                    params: SuperpointsParams | dict | None = None) -> Path:
     """Superpoints of a scene.h5 (or .ply): mesh mode when it has faces, else point-cloud mode.
 
     Writes ScanNet segs.json when ``out_path`` ends in ``.json``, else the superpoints artifact.
     """
-    p = {**DEFAULT_PARAMS, **(params or {})}
-    unknown = sorted(set(p) - set(DEFAULT_PARAMS))
-    if unknown:
-        raise InputError(None, f"unknown superpoints parameter(s) {unknown}; known: {sorted(DEFAULT_PARAMS)}")
+    p = SuperpointsParams.from_dict(params)
     geometry = load_geometry(scene_h5)
     if len(geometry.vertices) == 0:
         raise InputError(geometry.path, "has no vertices to segment")
     result = compute_superpoints(geometry, p)
     out_path = Path(out_path)
     if out_path.suffix.lower() == ".json":
-        text = segs_json_text(result.segment_ids, geometry.scene_id, p["k_thresh"], p["seg_min_verts"])
-        _write_text_atomically(out_path, text)
+        text = segs_json_text(result.segment_ids, geometry.scene_id, p.k_thresh, p.seg_min_verts)
+        write_text(out_path, text)
         return out_path
     from pipeline.artifacts import write_artifact
     from pipeline.superpoints import superpoint_summary
 
     summary = superpoint_summary(geometry.vertices, result.normals, result.segment_ids, result.edges,
-                                 float(p["adjacency_radius"]))
+                                 p.adjacency_radius)
     arrays = {
         "point_superpoint": summary.point_superpoint.astype(np.int32),
         "adjacency": summary.adjacency.astype(np.int32),
@@ -181,41 +163,20 @@ def run_superpoints(scene_h5: str | os.PathLike, out_path: str | os.PathLike, pa
         "normal": summary.normal.astype(np.float32),
     }
     attrs = {"mode": result.mode, "n_superpoints": int(len(summary.size)), "scene_name": geometry.scene_id}
-    write_artifact(out_path, "superpoints", arrays, params=p, inputs=[geometry.path], attrs=attrs)
+    write_artifact(out_path, "superpoints", arrays, params=p.to_dict(), inputs=[geometry.path], attrs=attrs)
     log.info("%s: %d superpoints (%s mode) -> %s", geometry.path, len(summary.size), result.mode, out_path)
     return out_path
 
 
-def _handle(args: argparse.Namespace) -> int:
-    params = {
-        "k_thresh": args.k_thresh,
-        "seg_min_verts": args.seg_min_verts,
-        "mode": args.mode,
-        "knn": args.knn,
-        "color_weight": args.color_weight,
-        "adjacency_radius": args.adjacency_radius,
-    }
-    run_superpoints(args.input, args.out, params)
-    return 0
-
-
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "superpoints", help="Felzenszwalb superpoints (ScanNet Segmentator) of a mesh, cloud or scene.h5"
+    parser = add_command(
+        subparsers, "superpoints", lambda args: run_superpoints(args.input, args.out, params_from_args(args)),
+        help="Felzenszwalb superpoints (ScanNet Segmentator) of a mesh, cloud or scene.h5",
+        params=SuperpointsParams,
+        flags={"k_thresh": "Felzenszwalb k", "seg_min_verts": "minimum segment size",
+               "mode": "graph from faces or kNN", "knn": "neighbours per point (points mode)",
+               "color_weight": "RGB term weight (points mode)",
+               "adjacency_radius": "superpoints with points this close (m) are adjacent too (0 = edges only)"},
     )
     parser.add_argument("input", help="mesh or point-cloud .ply, or scene.h5")
     parser.add_argument("--out", required=True, help="output: .json (ScanNet segs.json) or .h5 (superpoints artifact)")
-    parser.add_argument(
-        "--k-thresh", type=float, default=DEFAULT_PARAMS["k_thresh"], help="Felzenszwalb k (default 0.01)"
-    )
-    parser.add_argument(
-        "--seg-min-verts", type=int, default=DEFAULT_PARAMS["seg_min_verts"], help="minimum segment size (default 20)"
-    )
-    parser.add_argument("--mode", choices=["auto", "mesh", "points"], default="auto", help="graph from faces or kNN")
-    parser.add_argument("--knn", type=int, default=DEFAULT_PARAMS["knn"], help="neighbours per point (points mode)")
-    parser.add_argument(
-        "--color-weight", type=float, default=DEFAULT_PARAMS["color_weight"], help="RGB term weight (points mode)"
-    )
-    parser.add_argument("--adjacency-radius", type=float, default=DEFAULT_PARAMS["adjacency_radius"],
-                        help="superpoints with points this close (m) are adjacent too (default 0.03; 0 = edges only)")
-    parser.set_defaults(func=_handle)

@@ -29,26 +29,17 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.artifacts import artifact_writer, read_artifact, write_artifact
-from pipeline.commands.keyframe_masks import KeyframeMasks, merge_params, open_masks2d
+from pipeline.commands.keyframe_masks import KeyframeMasks, open_masks2d
+from pipeline.cli import add_command, params_from_args
 from pipeline.errors import InputError
 from pipeline.resume import ResumeFolder, fingerprint, json_array
 from pipeline.tracking.base import StepFrames, build_tracker
-from pipeline.tracking.driver import DEFAULT_PARAMS as DRIVER_DEFAULTS
 from pipeline.tracking.driver import UNKNOWN_LABEL, TrackingDriver
+from pipeline.params import TrackParams
 from pipeline.tracking.frames import SceneFrames
 from pipeline.tracking.states import CREATED, ObjectStateMachine, State
 
 log = logging.getLogger(__name__)
-
-DEFAULT_PARAMS = {
-    "tracker": "reprojection",  # reprojection | sam2
-    "device": "auto",
-    "frame_stride": 1,  # track every n-th valid frame (keyframes are always tracked)
-    **DRIVER_DEFAULTS,
-    "checkpoint_every": 25,  # steps between resume saves (0 = never)
-    "reprojection": {},
-    "sam2": {},
-}
 
 STATE_NAMES = {CREATED: "created", int(State.ACTIVE): "active", int(State.DORMANT): "dormant",
                int(State.TERMINATED): "terminated"}
@@ -113,7 +104,7 @@ def _write_empty(out_path, params, inputs, reason, width=0, height=0, intrinsic=
 
 def run_track(scene_h5, masks2d_h5, out_path, params: dict | None = None, scene_dir=None) -> Path:
     with open_masks2d(masks2d_h5) as masks:  # mask bits are read keyframe by keyframe
-        return _track(scene_h5, masks2d_h5, masks, out_path, merge_params(DEFAULT_PARAMS, params), scene_dir)
+        return _track(scene_h5, masks2d_h5, masks, out_path, TrackParams.from_dict(params).to_dict(), scene_dir)
 
 
 def _track(scene_h5, masks2d_h5, masks: KeyframeMasks, out_path, params: dict, scene_dir) -> Path:
@@ -209,26 +200,17 @@ def _track(scene_h5, masks2d_h5, masks: KeyframeMasks, out_path, params: dict, s
     return Path(out_path)
 
 
-def _handle(args) -> int:
-    params = json.loads(args.params) if args.params else {}
-    if args.tracker:
-        params["tracker"] = args.tracker
-    run_track(args.scene_h5, args.masks2d_h5, args.out, params, scene_dir=args.scene_dir)
-    print(f"wrote {args.out}")
-    return 0
-
-
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "track",
+    parser = add_command(
+        subparsers, "track",
+        lambda args: run_track(args.scene_h5, args.masks2d_h5, args.out, params_from_args(args),
+                               scene_dir=args.scene_dir),
         help="track keyframe masks through all frames with stable ids (Active/Dormant/Terminated) -> tracks.h5",
         description="Propagate every object through the frames (SAM 2 or depth reprojection), match keyframe "
         "masks to tracked objects and write per-frame label maps and the object state history.",
+        params=TrackParams, flags={"tracker": "propagation backend"},
     )
     parser.add_argument("scene_h5", help="scene.h5 from the ingest stage")
     parser.add_argument("masks2d_h5", help="masks2d.h5 from the keyframe_masks stage")
     parser.add_argument("--out", required=True, help="output tracks.h5")
-    parser.add_argument("--tracker", choices=["reprojection", "sam2"], help="propagation backend")
-    parser.add_argument("--params", help="stage parameters as JSON (the track config section)")
     parser.add_argument("--scene-dir", help="scene folder (default: the one recorded in scene.h5)")
-    parser.set_defaults(func=_handle)

@@ -24,18 +24,10 @@ import torch.nn.functional as F
 
 from pipeline.backproject import FeatureBatch
 from pipeline.features.fourier import random_fourier_features
+from pipeline.params import HANDCRAFTED_2D
 
-DEFAULT_PARAMS = {
-    "short_side": 240,  # images are downscaled so their shorter side has this many pixels
-    "window_radius": 3,  # r of the (2r+1)^2 window for local statistics (in downscaled pixels)
-    "color_weight": 1.0,
-    "local_mean_weight": 0.5,
-    "local_std_weight": 1.0,
-    "bandwidth": 20.0,  # Gaussian kernel width in (weighted) Lab units
-    "n_features": 64,
-    "seed": 0,
-    "point_neighbours": 16,  # point clouds: the local window is this many nearest points (itself included)
-}
+# The defaults are defined once, in pipeline/params.py.
+DEFAULT_PARAMS = dict(HANDCRAFTED_2D)  # features_2d.handcrafted
 
 # sRGB (D65) -> XYZ
 _RGB_TO_XYZ = torch.tensor([[0.4124564, 0.3575761, 0.1804375],

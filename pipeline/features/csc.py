@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -38,17 +37,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.atomic import atomic_path
 from pipeline.errors import InputError
 from pipeline.checkpoints import load_checked_state_dict, read_torch_file, require_checkpoint
+from pipeline.params import CSC
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "res16unet-spconv"
 CHECKPOINT_VERSION = 1
-DEFAULT_PARAMS = {
-    "checkpoint": "",  # path to a checkpoint in the format above (required for this backend)
-    "feature_level": 1,  # decoder stride whose features are used: 1 (final layer), 2, 4, 8 or 16
-}
+# The defaults are defined once, in pipeline/params.py.
+DEFAULT_PARAMS = dict(CSC)  # features_3d.csc
 
 
 @dataclass
@@ -183,19 +182,10 @@ class Res16UNet(nn.Module):
 
 def save_csc_checkpoint(path: str | os.PathLike, model: Res16UNet, arch: Res16UNetArch) -> Path:
     """Write the checkpoint atomically (a temporary file beside ``path``, renamed when complete)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "arch": asdict(arch),
                     "state_dict": model.state_dict()}, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def load_csc_checkpoint(path: str | os.PathLike | None) -> tuple[Res16UNet, Res16UNetArch]:

@@ -29,16 +29,10 @@ import torch.nn.functional as F
 from pipeline.backproject import FeatureBatch
 from pipeline.checkpoints import load_checked_state_dict, read_torch_file, require_checkpoint
 from pipeline.errors import InputError
+from pipeline.params import DINO
 
-DEFAULT_PARAMS = {
-    "checkpoint": "",  # path to dino_deitsmall8_pretrain.pth (required for this backend)
-    "arch": "vit_small_patch8_224",
-    "arch_overrides": {},  # timm keyword overrides (tests build tiny models: embed_dim, depth, num_heads, img_size)
-    "layer": 10,  # 0-based block whose facet is read
-    "facet": "key",  # key | query | value | token
-    "stride": 4,  # patch-embedding stride (8 = no overlap)
-    "short_side": 192,
-}
+# The defaults are defined once, in pipeline/params.py.
+DEFAULT_PARAMS = dict(DINO)  # features_2d.dino
 FACETS = ("query", "key", "value", "token")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

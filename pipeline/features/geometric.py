@@ -19,20 +19,10 @@ import numpy as np
 import torch
 
 from pipeline.features.fourier import random_fourier_features
+from pipeline.params import HANDCRAFTED_3D
 
-DEFAULT_PARAMS = {
-    "fpfh_radius": 0.15,  # metres; neighbourhood of the FPFH histograms
-    "fpfh_max_nn": 60,
-    "normal_weight": 0.0,  # normals are unit vectors: opposite normals differ by 2
-    "fpfh_weight": 0.0,  # FPFH histograms normalised to sum 1 per angle (3 x 11 bins)
-    "height_weight": 1.0,  # per metre
-    "position_weight": 1.0,  # per metre, all three axes
-    "up_axis": [0.0, 0.0, 1.0],  # ScanNet scenes are z-up
-    "floor_percentile": 1.0,  # the floor height is this percentile of heights (robust to outliers)
-    "bandwidth": 0.6,  # Gaussian kernel width in weighted descriptor units (metres for position)
-    "n_features": 64,
-    "seed": 0,
-}
+# The defaults are defined once, in pipeline/params.py.
+DEFAULT_PARAMS = dict(HANDCRAFTED_3D)  # features_3d.handcrafted
 
 
 def fpfh(points: np.ndarray, normals: np.ndarray, radius: float, max_nn: int) -> np.ndarray:

@@ -19,15 +19,10 @@ NCut masks structure superpoints out of the graph before its first cut (``ncut.s
 from __future__ import annotations
 
 import numpy as np
+from pipeline.params import STRUCTURE
 
-DEFAULT_PARAMS = {
-    "enabled": True,
-    "margin": 0.05,  # metres beyond the plane before a point counts (sensor noise, wall thickness)
-    "max_beyond": 0.02,  # largest fraction of the scan's points beyond a bounding plane (window views, noise)
-    "max_residual": 0.05,  # metres: RMS plane residual above which a superpoint is not planar
-    "sample_points": 20000,  # the beyond-fraction is counted on at most this many points (a fixed stride)
-    "up_axis": [0.0, 0.0, 1.0],  # superpoint boxes are stored in a frame whose third axis is this
-}
+# The defaults are defined once, in pipeline/params.py.
+DEFAULT_PARAMS = dict(STRUCTURE)  # features_3d.structure
 
 
 def superpoint_planes(points: np.ndarray, labels: np.ndarray, n_superpoints: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

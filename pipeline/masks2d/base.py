@@ -100,15 +100,6 @@ def build_generator(name: str, params: dict | None = None, device: str = "auto")
     return cls(dict(params or {}), device=device)
 
 
-def resolve_device(device: str = "auto") -> str:
-    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; anything else is passed through."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 # ----------------------------------------------------------------------------------------------
 # Checkpoints
 

@@ -11,14 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.masks2d.base import FrameInput, MaskGenerator, MaskSet
+from pipeline.params import FELZENSZWALB_MASKS
 
-DEFAULT_PARAMS = {
-    "scale": 200.0,  # larger -> larger segments
-    "sigma": 0.8,  # Gaussian pre-smoothing (pixels)
-    "min_size": 200,  # segments smaller than this are merged into a neighbour (pixels)
-    "min_area": 100,  # segments smaller than this after masking out missing depth are dropped
-    "require_depth": True,  # drop pixels without depth from the masks
-}
+# The defaults are defined once, in pipeline/params.py.
+DEFAULT_PARAMS = dict(FELZENSZWALB_MASKS)  # keyframe_masks.felzenszwalb
 
 
 def segment_labels(color: np.ndarray, scale: float, sigma: float, min_size: int) -> np.ndarray:

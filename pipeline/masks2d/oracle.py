@@ -17,14 +17,10 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.masks2d.base import FrameInput, MaskGenerator, MaskSet
+from pipeline.params import ORACLE_MASKS
 
-DEFAULT_PARAMS = {
-    "p_split": 0.0,  # probability that an object is split into parts in a frame
-    "p_merge": 0.0,  # probability that an object is merged with a touching neighbour in a frame
-    "max_parts": 2,  # a split makes 2..max_parts parts
-    "min_area": 50,  # masks (objects and parts) smaller than this (pixels) are dropped
-    "seed": 0,
-}
+# The defaults are defined once, in pipeline/params.py.
+DEFAULT_PARAMS = dict(ORACLE_MASKS)  # keyframe_masks.oracle
 
 
 def touching_pairs(objects: np.ndarray) -> set[tuple[int, int]]:

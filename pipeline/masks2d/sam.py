@@ -14,7 +14,8 @@ import logging
 import numpy as np
 
 from pipeline.checkpoints import require_checkpoint
-from pipeline.masks2d.base import FrameInput, MaskGenerator, MaskSet, load_state_dict_strict, resolve_device
+from pipeline.devices import resolve_device
+from pipeline.masks2d.base import FrameInput, MaskGenerator, MaskSet, load_state_dict_strict
 
 log = logging.getLogger(__name__)
 

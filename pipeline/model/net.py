@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.devices import resolve_device  # noqa: F401  (also imported from here)
 from pipeline.model.backbone import SparseUNet, voxel_mean, voxelize
 from pipeline.model.decoder import LayerOutput, QueryDecoder
 
@@ -58,14 +59,6 @@ MODEL_PRESETS: dict[str, ModelConfig] = {
 }
 
 INPUT_CHANNELS = 6  # colour (centred RGB) + normal
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 @dataclass
@@ -132,6 +125,7 @@ def prepare_scene(points, colors, normals, point_superpoint, voxel_size: float, 
 class NetOutput:
     layers: list[LayerOutput]  # one per decoder layer, the last is the prediction
     mask_features: torch.Tensor  # (S, H) superpoint features the masks are computed from
+    backbone_features: torch.Tensor | None = None  # (S, C) backbone point features averaged per superpoint
 
     @property
     def last(self) -> LayerOutput:
@@ -164,4 +158,4 @@ class InstanceNet(nn.Module):
     ) -> NetOutput:
         sp_features = self.superpoint_features(scene)
         layers, mask_features, _ = self.decoder(sp_features, scene.sp_coords, query_coords, position_refiner)
-        return NetOutput(layers, mask_features)
+        return NetOutput(layers, mask_features, sp_features)

@@ -41,21 +41,14 @@ from scipy import sparse
 from pipeline.masks2d.base import MaskSet
 from pipeline.tracking.base import StepFrames, Tracker
 from pipeline.tracking.states import MAX_OBJECT_ID, ObjectStateMachine, State, StateChange
+from pipeline.params import TrackParams
 
 UNKNOWN_LABEL = MAX_OBJECT_ID + 1  # in stored (uint16) label maps: the tracker knew nothing there
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PARAMS = {
-    "tau_iou": 0.5,  # IoU for a new keyframe mask to match a propagated object
-    "tau_dorm": 30,  # tracked frames an object may stay unseen before it is terminated
-    "tau_contain": 0.8,  # a new mask this much covered by tracked objects is redundant
-    "max_objects": 500,  # cap on live (Active + Dormant) objects; more are refused and logged
-    "min_visible_pixels": 20,  # an object with fewer pixels in a frame is not seen there
-    "min_new_pixels": 20,  # a new object needs at least this many uncovered pixels
-    "refresh": "correct",  # how a matched keyframe mask refreshes its object: correct | extend | replace
-    "confirm_hits": 2,  # keyframe matches before a new object is confirmed (1 = at creation, as in the paper)
-}
+# The defaults are defined once, in pipeline/params.py.
+DEFAULT_PARAMS = {key: getattr(TrackParams, key) for key in TrackParams.DRIVER_KEYS}  # track's
 
 
 @dataclass

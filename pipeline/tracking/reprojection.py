@@ -20,15 +20,10 @@ import numpy as np
 
 from pipeline.tracking.base import StepFrames, Tracker
 from pipeline.tracking.frames import backproject, depth_agrees, project
+from pipeline.params import REPROJECTION
 
-DEFAULT_PARAMS = {
-    "depth_tolerance": 0.05,  # metres: occlusion test, absolute part
-    "relative_tolerance": 0.03,  # occlusion test, fraction of the measured depth
-    "voxel_size": 0.02,  # metres: cell of the label memory
-    "memory": True,  # look up pixels the previous frame did not see in the voxel memory
-    "memory_search": 1,  # 1: an unobserved voxel borrows its face-neighbours' label; 0: exact voxel only
-    "memory_pixel_stride": 0,  # write every n-th pixel (each way) to the memory; 0 = auto (1..4)
-}
+# The defaults are defined once, in pipeline/params.py.
+DEFAULT_PARAMS = dict(REPROJECTION)  # track.reprojection
 
 _OFFSET = 1 << 20  # voxel coordinates are stored in 21 bits each, centred here
 

@@ -32,7 +32,8 @@ import numpy as np
 from PIL import Image
 
 from pipeline.checkpoints import require_checkpoint
-from pipeline.masks2d.base import pack_masks, resolve_device, unpack_masks
+from pipeline.devices import resolve_device
+from pipeline.masks2d.base import pack_masks, unpack_masks
 from pipeline.tracking.base import StepFrames, Tracker
 
 log = logging.getLogger(__name__)

@@ -268,6 +268,9 @@ class LossWeights:
     cls: float = 0.5
     query: float = 0.5  # BEEP3D L_q
     feature: float = 0.5  # BEEP3D L_f
+    # L_f's form and features: "paper" (Eq. 8-10: summed squared L2 over boxes, on the backbone's point
+    # features) | "mean_abs" (mean absolute difference on the decoder's mask features)
+    feature_form: str = "paper"
     no_object: float = 0.1  # weight of the "no object" class in the class loss
     area: float = 0.0  # LESS area regularisation (off by default)
     contrastive: float = 0.0  # LESS point-to-point contrast (off by default)
@@ -338,7 +341,10 @@ def beep3d_losses(student_out: NetOutput, teacher: TeacherResult, boxes: SceneBo
         terms["query"] = weights.query * losses.query_consistency_loss(last.content[s_idx], teacher.output.last.content[t_idx])
     if weights.feature:
         box_idx = torch.from_numpy(both).to(device)
+        paper = weights.feature_form == "paper"
+        student_features = student_out.backbone_features if paper else student_out.mask_features
+        teacher_features = teacher.output.backbone_features if paper else teacher.output.mask_features
         terms["feature"] = weights.feature * losses.masked_feature_consistency_loss(
-            student_out.mask_features, teacher.output.mask_features,
-            last.mask_logits[s_idx].sigmoid(), teacher.targets[box_idx], scene.sp_size)
+            student_features, teacher_features, last.mask_logits[s_idx].sigmoid(), teacher.targets[box_idx],
+            scene.sp_size, weights.feature_form)
     return terms

@@ -19,11 +19,19 @@ DEFAULT_PARAMS: dict = {
     "mode": "auto",  # auto: box where every scene has boxes, else unsupervised
     "preset": "demo",  # demo | paper: model size, optimiser and iterations
     "device": "auto",  # auto | cpu | cuda | cuda:N
+    "devices": 1,  # data-parallel processes (GPUs); > 1: the train rule starts them with torchrun
+    "batch_size": None,  # samples per optimizer step over all devices (None: one per device)
     "seed": 0,
     "iterations": None,  # box mode: student steps (None: the preset's; `epochs` wins when set)
     "epochs": None,  # box mode: passes over the scenes (iterations = epochs x scenes)
     "checkpoint_every": 25,  # steps between resumable checkpoints (model.pt.last beside the output)
     "log_every": 10,
+    # Scenes stream from their artifacts: at most scene_cache loaded scenes stay in memory, and a
+    # background thread loads the next `prefetch` scenes of the (seeded) order while a step runs.
+    # Neither changes what is computed (run settings, like checkpoint_every).
+    "scene_cache": 8,
+    "prefetch": 2,
+    "max_points_per_step": None,  # larger scenes (or views) are cropped to this many points (None: the preset's; 0: never)
     "model": {},  # overrides of the preset's model (voxel_size, channels, hidden, layers, n_queries, ...)
     "optimizer": {},  # lr, weight_decay, schedule (one_cycle | constant), pct_start, grad_clip
     "loss": {},  # bce, dice, cls, query, feature, no_object, area, contrastive, contrastive_temperature, aux_layers
@@ -66,6 +74,16 @@ NO_ROTATION = {"rotate": False}
 PRESETS: dict[str, dict] = {
     "paper": {
         "epochs": 512,
+        # One paper-preset training step (forward + backward, float32) measured on CPU on
+        # scene0000_00: 1.75 GB for 81k points / 637 superpoints, 3.2 GB for twice that, 11.0 GB for
+        # 81k points / 17.8k superpoints: ~17.5 KB per 2 cm voxel plus ~0.54 MB per superpoint (400
+        # queries attend to every superpoint in 6 layers). A ScanNet mesh has about one Segmentator
+        # superpoint per 50 vertices, so a point costs up to ~28 KB (a voxel each, the densest case)
+        # and 300k points ~8.4 GB; with weights, AdamW state, the EMA teacher and the CUDA context,
+        # ~10 GB: within 24 GB with room for spconv's GPU workspace and allocator slack. A 500k-vertex
+        # scan is therefore cut to a 300k-point column per step. Far finer superpoints raise the cost:
+        # lower this budget for them.
+        "max_points_per_step": 300_000,
         "optimizer": {"lr": 1e-4, "weight_decay": 0.05, "schedule": "one_cycle", "pct_start": 0.05, "grad_clip": 0.0},
         "unsupervised": {"phases": [
             {"name": "views", "stage": "single_view", "epochs": 64},
@@ -81,8 +99,12 @@ PRESETS: dict[str, dict] = {
     # sure (min_margin) are the measured deviations from the paper (README "Quality on real scans").
     "demo": {
         "iterations": 600,
+        # Above every demo room and scene0000_00 (81k points), so the measured demo results are
+        # uncropped; a 500k-vertex scan is cut to a column of this many points.
+        "max_points_per_step": 200_000,
         "optimizer": {"lr": 2e-3, "weight_decay": 0.05, "schedule": "one_cycle", "pct_start": 0.1, "grad_clip": 1.0},
         "box": {"ema_decay": 0.95, "queries": "boxes", "min_margin": 0.1},
+        "loss": {"feature_form": "mean_abs"},
         "unsupervised": {"phases": [
             {"name": "views", "stage": "single_view", "iterations": 40, "lr": 5e-3, "augment": NO_ROTATION},
             {"name": "tracked", "stage": "multi_view", "iterations": 200, "lr": 5e-3, "augment": NO_ROTATION},
@@ -104,10 +126,11 @@ class Phase:
     lr: float | None = None  # peak learning rate of the phase (None: train.optimizer.lr)
     augment: dict | None = None  # overrides of train.augment for this phase
 
-    def steps(self, n_scenes: int) -> int:
+    def steps(self, n_scenes: int, batch: int = 1) -> int:
+        """Optimizer steps: the iterations, or enough batches of ``batch`` for the epochs."""
         if self.iterations is not None:
             return int(self.iterations)
-        return int(self.epochs or 0) * max(n_scenes, 1)
+        return -(-int(self.epochs or 0) * max(n_scenes, 1) // max(int(batch), 1))
 
 
 @dataclass(frozen=True)
@@ -127,10 +150,15 @@ class TrainConfig:
     box: Beep3DConfig
     unsupervised: SelfTrainConfig
     phases: tuple[Phase, ...]
+    devices: int = 1
+    batch_size: int | None = None  # global (all ranks); None: one sample per rank
+    scene_cache: int = 8  # loaded scenes kept in memory
+    prefetch: int = 2  # scenes loaded ahead on a background thread
+    max_points_per_step: int = 0  # crop larger scenes to this many points (0: never)
 
-    def box_steps(self, n_scenes: int) -> int:
+    def box_steps(self, n_scenes: int, batch: int = 1) -> int:
         if self.epochs is not None:
-            return int(self.epochs) * max(n_scenes, 1)
+            return -(-int(self.epochs) * max(n_scenes, 1) // max(int(batch), 1))
         return int(self.iterations or 0)
 
 
@@ -213,6 +241,15 @@ def _dataclass_from(cls, values: dict, section: str):
     return cls(**values)
 
 
+def _loss_weights(values: dict) -> LossWeights:
+    from pipeline.train.losses import FEATURE_FORMS
+
+    weights = _dataclass_from(LossWeights, values, "loss")
+    if weights.feature_form not in FEATURE_FORMS:
+        raise ValueError(f"train.loss.feature_form must be one of {list(FEATURE_FORMS)}, got {weights.feature_form!r}")
+    return weights
+
+
 def _check_keys(values: dict, allowed: dict, section: str) -> None:
     unknown = set(values) - set(allowed)
     if unknown:
@@ -282,10 +319,26 @@ def resolve(params: dict | None) -> TrainConfig:
             _check_augment(_merge(augment, phase_augment), f"unsupervised.phases[{i}].augment")
         phases.append(Phase(str(phase.get("name", f"phase{i}")), targets, phase.get("iterations"), phase.get("epochs"),
                             None if lr is None else float(lr), phase_augment))
+    devices, batch_size = merged["devices"], merged["batch_size"]
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+        raise ValueError(f"train.devices must be an integer >= 1, got {devices!r}")
+    if batch_size is not None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"train.batch_size must be an integer >= 1 or null, got {batch_size!r}")
+        if batch_size % devices:
+            raise ValueError(f"train.batch_size {batch_size} does not split over train.devices {devices}; "
+                             "use a multiple of the number of devices")
+    for key, low in (("scene_cache", 1), ("prefetch", 0), ("max_points_per_step", 0)):
+        value = merged[key]
+        if key == "max_points_per_step" and value is None:
+            merged[key] = value = 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"train.{key} must be an integer >= {low}, got {value!r}")
     return TrainConfig(
         mode=merged["mode"], preset=merged["preset"], device=str(merged["device"]),
         seed=int(merged["seed"]), iterations=merged["iterations"], epochs=merged["epochs"],
         checkpoint_every=int(merged["checkpoint_every"]), log_every=int(merged["log_every"]), model=model,
-        optimizer=optimizer, loss=_dataclass_from(LossWeights, merged["loss"], "loss"), augment=augment, box=box,
-        unsupervised=unsupervised, phases=tuple(phases),
+        optimizer=optimizer, loss=_loss_weights(merged["loss"]), augment=augment, box=box,
+        unsupervised=unsupervised, phases=tuple(phases), devices=devices, batch_size=batch_size,
+        scene_cache=merged["scene_cache"], prefetch=merged["prefetch"], max_points_per_step=merged["max_points_per_step"],
     )

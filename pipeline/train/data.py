@@ -12,13 +12,16 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.artifacts import read_artifact
-from pipeline.boxes import box_volume
+from pipeline.boxes import BACKGROUND, box_volume
 from pipeline.errors import InputError
 from pipeline.train.beep3d import SceneBoxes, box_point_fractions
 from pipeline.train.selftrain import label_fractions
@@ -283,3 +286,237 @@ def scene_from_arrays(name: str, points, colors, normals, point_superpoint=None,
     for key, value in (sources or {}).items():
         scene.sources[key] = np.asarray(value, np.float32)
     return scene
+
+
+# -- streaming: scenes loaded on demand into a bounded cache ----------------------------------
+
+
+@dataclass
+class SceneSummary:
+    """What planning a run needs of a scene, kept for every scene while its arrays stream: a few
+    numbers and the ids of its views, never per-point arrays."""
+
+    name: str
+    n_points: int
+    n_boxes: int
+    views: dict[str, np.ndarray]  # view source (lifted_views | raw_views) -> ids of views with masks
+    n_masks: dict[str, int]  # file source (ncut | lifted) -> masks it has
+    nonempty: dict[str, bool]  # file source -> some mask holds a superpoint (> 0.5)
+
+    def has_file_targets(self, targets) -> bool:
+        """Whether ``file_targets`` of these targets is non-empty: the first source of each target
+        (alternatives "a|b") with masks is chosen, and the merge keeps every non-empty mask first."""
+        for target in targets:
+            for name in target.split("|"):
+                if name in self.n_masks and self.n_masks[name]:
+                    if self.nonempty[name]:
+                        return True
+                    break
+        return False
+
+
+def summarize(scene: TrainScene) -> SceneSummary:
+    views = {}
+    for source in ("lifted_views", "raw_views"):
+        masks = scene.view_masks(source)
+        if masks is not None:
+            views[source] = masks.view_ids()
+    return SceneSummary(
+        scene.name, scene.n_points, 0 if scene.boxes is None else scene.boxes.n_boxes, views,
+        {name: len(masks) for name, masks in scene.sources.items()},
+        {name: bool(len(masks) and (np.asarray(masks) > 0.5).any()) for name, masks in scene.sources.items()})
+
+
+class SceneStore:
+    """Scenes by index, loaded on demand and kept in an LRU cache of at most ``cache_size`` scenes.
+
+    ``prefetch(indices)`` starts loading scenes a later step will use on a background thread (up
+    to ``ahead`` at a time); a loaded-ahead scene waits beside the cache until it is asked for, so
+    the cache bound always holds and in memory are at most ``cache_size + ahead`` scenes (plus the
+    one a caller still holds). Which scene a step uses never depends on the cache, so a run gives
+    the same result with any cache size. ``loads`` counts loads (tests). Built from a plain list
+    (``in_memory``) it holds every scene and never loads.
+    """
+
+    def __init__(self, names: list[str], load, cache_size: int = 8, ahead: int = 1):
+        if cache_size < 1:
+            raise ValueError(f"train.scene_cache must be at least 1, got {cache_size}")
+        self.names = list(names)
+        self._load = load
+        self.cache_size = int(cache_size)
+        self.ahead = max(int(ahead), 0)
+        self._cache: OrderedDict[int, TrainScene] = OrderedDict()
+        self._pending: dict[int, Future] = {}
+        self._summaries: dict[int, SceneSummary] = {}
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self.loads = 0
+        self._fixed: list[TrainScene] | None = None
+
+    @classmethod
+    def from_inputs(cls, inputs: list[SceneInputs], label_index: dict[str, int] | None = None, want_boxes: bool = True,
+                    cache_size: int = 8, ahead: int = 1) -> "SceneStore":
+        return cls([item.name for item in inputs], lambda i: load_scene(inputs[i], label_index, want_boxes),
+                   cache_size, ahead)
+
+    @classmethod
+    def in_memory(cls, scenes: list[TrainScene]) -> "SceneStore":
+        store = cls([s.name for s in scenes], None, max(len(scenes), 1), 0)
+        store._fixed = list(scenes)
+        return store
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __iter__(self):
+        """Every scene in order, loading ahead (at most the cache and the loads ahead in memory)."""
+        for i in range(len(self)):
+            self.prefetch(range(i + 1, min(i + 1 + self.ahead, len(self))))
+            yield self[i]
+
+    def _counted_load(self, index: int) -> TrainScene:
+        scene = self._load(index)
+        with self._lock:
+            self.loads += 1
+        return scene
+
+    def __getitem__(self, index: int) -> TrainScene:
+        index = int(index)
+        if self._fixed is not None:
+            return self._fixed[index]
+        if not 0 <= index < len(self):
+            raise IndexError(f"scene {index} of {len(self)}")
+        with self._lock:
+            if index in self._cache:
+                self._cache.move_to_end(index)
+                return self._cache[index]
+            future = self._pending.pop(index, None)
+        scene = future.result() if future is not None else self._counted_load(index)
+        with self._lock:
+            self._cache[index] = scene
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+            self._summaries.setdefault(index, summarize(scene))
+        return scene
+
+    def prefetch(self, indices) -> None:
+        """Start loading these scenes (in order, skipping cached ones) while fewer than ``ahead`` loads wait."""
+        if self._fixed is not None or self.ahead == 0:
+            return
+        with self._lock:
+            for index in indices:
+                index = int(index)
+                if len(self._pending) >= self.ahead:
+                    break
+                if index in self._cache or index in self._pending:
+                    continue
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scene-loader")
+                self._pending[index] = self._pool.submit(self._counted_load, index)
+
+    def summary(self, index: int) -> SceneSummary:
+        if index not in self._summaries:
+            if self._fixed is not None:
+                self._summaries[index] = summarize(self._fixed[index])
+            else:
+                self[index]
+        return self._summaries[index]
+
+    def summaries(self) -> list[SceneSummary]:
+        """Every scene's summary; scenes not seen yet are loaded once, in order, loading ahead."""
+        missing = [i for i in range(len(self)) if i not in self._summaries]
+        for k, index in enumerate(missing):
+            self.prefetch(missing[k + 1: k + 1 + self.ahead])
+            self.summary(index)
+        return [self._summaries[i] for i in range(len(self))]
+
+    @property
+    def cached(self) -> list[int]:
+        """Indices in the cache, least recently used first."""
+        return list(self._cache)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._pending.clear()
+
+
+# -- per-step point budget --------------------------------------------------------------------
+
+
+def budget_crop(scene: TrainScene, budget: int | None, rng: np.random.Generator, targets: np.ndarray | None = None,
+                anchor: np.ndarray | None = None) -> tuple[TrainScene, np.ndarray | None]:
+    """The scene cut to at most ``budget`` points around a random point (and its targets'
+    columns); scenes within the budget come back unchanged.
+
+    Whole superpoints are kept, nearest first by the horizontal distance of their centroid to the
+    centre, so targets over superpoints stay exact (a superpoint's share inside a mask does not
+    change) and the cut is a vertical column: indoor scans are z-up, and a column keeps furniture
+    whole from floor to top. The centre is a random point of ``anchor`` (boolean per point: inside
+    a box or a target mask) when any, so the crop always holds something to learn. Boxes without
+    a point in the crop are dropped, as are target masks without a superpoint over 0.5 in it.
+    Only when the nearest superpoint alone exceeds the budget are points cut individually.
+    """
+    if not budget or scene.n_points <= budget:
+        return scene, targets
+    candidates = np.flatnonzero(anchor) if anchor is not None and np.any(anchor) else np.arange(scene.n_points)
+    centre = scene.points[candidates[rng.integers(len(candidates))], :2].astype(np.float64)
+    size = np.maximum(scene.sp_size, 1)
+    xy = np.stack([np.bincount(scene.point_superpoint, weights=scene.points[:, k], minlength=scene.n_superpoints)
+                   for k in range(2)], 1) / size[:, None]
+    order = np.argsort(np.hypot(*(xy - centre).T), kind="stable")
+    n_keep = int(np.searchsorted(np.cumsum(scene.sp_size[order]), budget, side="right"))
+    if n_keep > 0:
+        keep_sp = np.zeros(scene.n_superpoints, bool)
+        keep_sp[order[:n_keep]] = True
+        point_index = np.flatnonzero(keep_sp[scene.point_superpoint])
+    else:
+        distance = np.hypot(*(scene.points[:, :2] - centre).T)
+        point_index = np.sort(np.argpartition(distance, budget - 1)[:budget])
+    sub, kept_sp = crop(scene, point_index)
+    sub.name = scene.name
+    if scene.boxes is not None:
+        sub.boxes, sub.box_fractions = _crop_boxes(scene.boxes, point_index, scene.n_points, sub)
+    for key, masks in scene.sources.items():
+        sub.sources[key] = masks[:, kept_sp]
+        sub.source_scores[key] = scene.source_scores.get(key, np.ones(len(masks), np.float32))
+    if targets is not None:
+        targets = targets[:, kept_sp]
+        targets = targets[(targets > 0.5).any(1)]
+    return sub, targets
+
+
+def _crop_boxes(boxes: SceneBoxes, point_index: np.ndarray, n_points: int, sub: TrainScene):
+    """The boxes with points among ``point_index``, renumbered, with their partition on the crop."""
+    new_point = np.full(n_points, -1, np.int64)
+    new_point[point_index] = np.arange(len(point_index))
+    keep_pair = new_point[boxes.ambiguous_point] >= 0
+    point_box = boxes.point_box[point_index]
+    present = np.zeros(boxes.n_boxes, bool)
+    present[point_box[point_box >= 0]] = True
+    present[boxes.ambiguous_box[keep_pair]] = True
+    kept = np.flatnonzero(present)
+    new_box = np.full(boxes.n_boxes, -1, np.int64)
+    new_box[kept] = np.arange(len(kept))
+    point_box = np.where(point_box >= 0, new_box[np.maximum(point_box, 0)], point_box).astype(np.int32)
+    cropped = SceneBoxes(point_box, new_point[boxes.ambiguous_point[keep_pair]], new_box[boxes.ambiguous_box[keep_pair]],
+                         boxes.centre[kept], boxes.volume[kept], boxes.class_index[kept],
+                         [boxes.labels[i] for i in kept] if boxes.labels else [])
+    fractions = box_point_fractions(cropped.point_box, cropped.ambiguous_point, cropped.ambiguous_box,
+                                    sub.point_superpoint, sub.sp_size, cropped.n_boxes)
+    return cropped, fractions
+
+
+def box_anchor(scene: TrainScene) -> np.ndarray | None:
+    """Points inside at least one box (crop centres for box mode)."""
+    if scene.boxes is None:
+        return None
+    return scene.boxes.point_box != BACKGROUND
+
+
+def target_anchor(scene: TrainScene, targets: np.ndarray | None) -> np.ndarray | None:
+    """Points whose superpoint is in some target mask (crop centres for unsupervised steps)."""
+    if targets is None or not len(targets):
+        return None
+    return (np.asarray(targets) > 0.5).any(0)[scene.point_superpoint]

@@ -1,9 +1,11 @@
-"""The training loop: phases of steps, one scene (or one view of a scene) per step, with
-checkpoints that can be resumed exactly.
+"""The training loop: phases of steps, one scene (or one view of a scene) per step, or
+``train.batch_size`` of them (gradients averaged over the batch), with checkpoints that can be
+resumed exactly. Under torchrun each rank trains on its share of every step's batch and the
+ranks average their gradients (``pipeline.train.distributed``).
 
 Every random choice of step t (which scene, which augmentation) comes from a generator seeded
-by (seed, phase, step), so a run resumed from a checkpoint takes the same next step as an
-uninterrupted one. BatchNorm uses batch statistics only (one scene is the batch), so the model
+by (seed, phase, step) (and the sample's place in the batch), so a run resumed from a checkpoint
+takes the same next step as an uninterrupted one, and every rank draws what one process would. BatchNorm uses batch statistics only (one scene is the batch), so the model
 has no running buffers and the teacher is a pure parameter average.
 
 Checkpoint (torch.save of plain tensors and strings; load with weights_only=True): format and
@@ -18,8 +20,8 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,7 +34,17 @@ from pipeline.errors import InputError
 from pipeline.model.net import InstanceNet, ModelConfig, SceneTensors, prepare_scene, resolve_device
 from pipeline.train.beep3d import beep3d_losses, box_query_coords, initial_query_coords, teacher_pseudo_masks
 from pipeline.train.config import Phase, TrainConfig
-from pipeline.train.data import TrainScene, identity_augmentation, sample_augmentation, view_crop
+from pipeline.train import distributed
+from pipeline.train.data import (
+    SceneStore,
+    TrainScene,
+    box_anchor,
+    budget_crop,
+    identity_augmentation,
+    sample_augmentation,
+    target_anchor,
+    view_crop,
+)
 from pipeline.train.ema import ema_decay, ema_update, make_teacher
 from pipeline.train.selftrain import (
     VIEW_SOURCES,
@@ -63,18 +75,11 @@ def one_cycle_lr(step: int, total: int, max_lr: float, pct_start: float, div: fl
 
 def atomic_torch_save(obj, path: str | os.PathLike) -> Path:
     """torch.save to a temporary file beside ``path``, renamed into place when complete."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    from pipeline.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def load_checkpoint_file(path: str | os.PathLike) -> dict:
@@ -129,20 +134,26 @@ def view_source(phase: Phase) -> str | None:
 
 
 class Trainer:
-    def __init__(self, scenes: list[TrainScene], config: TrainConfig, mode: str, labels: list[str],
+    def __init__(self, scenes: list[TrainScene] | SceneStore, config: TrainConfig, mode: str, labels: list[str],
                  params: dict | None = None, fingerprint: str = ""):
         if mode not in ("box", "unsupervised"):
             raise ValueError(f"mode must be box or unsupervised, got {mode!r}")
-        self.scenes = scenes
+        # A SceneStore streams scenes from their artifacts (bounded cache); a list is held as it is.
+        self.scenes = scenes if isinstance(scenes, SceneStore) else SceneStore.in_memory(scenes)
         self.config = config
         self.mode = mode
         self.labels = list(labels) if mode == "box" else ["object"]
         self.params = params or {}
         self.fingerprint = fingerprint
-        self.device = resolve_device(config.device)
+        # Data-parallel (torchrun): this process is one rank; every rank holds the same scenes,
+        # takes the same sample order and the same model, and trains on its shard of each batch.
+        self.rank, self.world = distributed.rank(), distributed.world_size()
+        self.device = resolve_device(distributed.rank_device(config.device, distributed.env_world()[1], self.world))
+        self.batch = distributed.global_batch(config.batch_size, self.world)  # samples per step, all ranks
         torch.manual_seed(config.seed)
         self.model_config = replace(config.model, n_classes=max(len(self.labels), 1))
         self.student = InstanceNet(self.model_config).to(self.device)
+        distributed.broadcast_parameters(self.student)  # every rank starts from rank 0's weights
         self.teacher = make_teacher(self.student) if mode == "box" else None
         self.phases = self._plan_phases()
         self.step = 0  # student steps done in all phases
@@ -150,7 +161,7 @@ class Trainer:
         self.phase_step = 0  # steps done in the current phase
         self.history: list[dict] = []
         self.predicted: dict[int, np.ndarray] = {}  # scene -> predicted masks (M, S) of this phase
-        self._targets: dict = {}
+        self._targets: OrderedDict = OrderedDict()  # LRU of full-scene targets, as many as the scene cache
         self.samples: list[Sample] = []
         self._phase_ready = False
         self.optimizer = self._new_optimizer()
@@ -158,8 +169,9 @@ class Trainer:
     # -- planning ------------------------------------------------------------------------------
 
     def _box_scenes(self) -> list[int]:
-        usable = [i for i, s in enumerate(self.scenes) if s.boxes is not None and s.boxes.n_boxes > 0]
-        for i, s in enumerate(self.scenes):
+        summaries = self.scenes.summaries()  # planning reads summaries: no scene stays loaded for it
+        usable = [i for i, s in enumerate(summaries) if s.n_boxes > 0]
+        for i, s in enumerate(summaries):
             if i not in usable:
                 log.warning("%s has no boxes: box training skips it", s.name)
         return usable
@@ -170,19 +182,20 @@ class Trainer:
             if not usable:
                 raise InputError(None, "box mode: no scene has any box (check boxes.json / ground truth, or use "
                                        "train.mode unsupervised)")
-            return [Phase("beep3d", ("boxes",), iterations=self.config.box_steps(len(usable)))]
+            return [Phase("beep3d", ("boxes",), iterations=self.config.box_steps(len(usable), self.batch))]
         phases = []
         for phase in self.config.phases:
             source = view_source(phase)
             if source is not None:
-                if not any(s.view_masks(source) is not None for s in self.scenes):
+                if not any(source in s.views for s in self.scenes.summaries()):
                     group = "views/*" if source == "lifted_views" else "raw_views/* (lift with masks2d.h5)"
                     log.warning("phase %s skipped: no lifted.h5 has %s masks (%s)", phase.name, source, group)
                     continue
             elif phase.targets == ("predicted",):
                 if not phases:
                     log.warning("phase %s learns only its own predictions but nothing was trained before it", phase.name)
-            elif not any(len(self._file_targets(s, phase)) for s in self.scenes) and "predicted" not in phase.targets:
+            elif not any(s.has_file_targets(phase.targets) for s in self.scenes.summaries()) \
+                    and "predicted" not in phase.targets:
                 log.warning("phase %s skipped: no scene has masks from %s", phase.name, list(phase.targets))
                 continue
             phases.append(phase)
@@ -210,15 +223,21 @@ class Trainer:
         """Union of the phase's file sources ("a|b": the first of a, b this scene has masks from)."""
         return file_targets(scene.sources, phase.targets, scene.sp_size, self.config.unsupervised.duplicate_iou)
 
-    def phase_targets(self, scene_index: int, phase: Phase) -> np.ndarray:
-        """(K, S) pseudo-masks of a full scene in an unsupervised phase (cached for the phase)."""
+    def phase_targets(self, scene_index: int, phase: Phase, scene: TrainScene | None = None) -> np.ndarray:
+        """(K, S) pseudo-masks of a full scene in an unsupervised phase (``scene``: the loaded scene,
+        when the caller has it). Cached for as many scenes as the scene cache holds: they are
+        recomputed exactly from the scene and the phase's predictions."""
         key = (self.phase_index, scene_index, phase.name)
-        if key not in self._targets:
-            self._targets[key] = self._compute_targets(scene_index, phase)
+        if key in self._targets:
+            self._targets.move_to_end(key)
+        else:
+            self._targets[key] = self._compute_targets(scene_index, phase, scene)
+            while len(self._targets) > self.config.scene_cache:
+                self._targets.popitem(last=False)
         return self._targets[key]
 
-    def _compute_targets(self, scene_index: int, phase: Phase) -> np.ndarray:
-        scene = self.scenes[scene_index]
+    def _compute_targets(self, scene_index: int, phase: Phase, scene: TrainScene | None = None) -> np.ndarray:
+        scene = self.scenes[scene_index] if scene is None else scene
         targets = self._file_targets(scene, phase)
         if "predicted" in phase.targets and scene_index in self.predicted:
             # self.predicted holds the confident predictions; add those no other source covers.
@@ -233,11 +252,12 @@ class Trainer:
             self.optimizer = self._new_optimizer()
             self.predicted = {}
             if self.mode == "unsupervised" and "predicted" in phase.targets:
-                for i, scene in enumerate(self.scenes):
-                    self.predicted[i] = self._predict_masks(scene)
+                # Each rank predicts every world-th scene from the same weights; all ranks then hold all.
+                mine = distributed.strided(len(self.scenes), self.rank, self.world)
+                self.predicted = distributed.merged_dicts({i: self._predict_masks(self.scenes[i]) for i in mine})
                 added = sum(len(m) for m in self.predicted.values())
                 log.info("phase %s: %d confident predicted masks over %d scenes", phase.name, added, len(self.scenes))
-        self._targets = {}
+        self._targets = OrderedDict()
         self.samples = self._samples(phase)
 
     def _ensure_phase(self) -> bool:
@@ -260,37 +280,57 @@ class Trainer:
 
     def _phase_steps(self, phase: Phase) -> int:
         """Steps of the current phase: its iterations, or epochs x the phase's samples."""
-        return phase.steps(len(self.samples))
+        return phase.steps(len(self.samples), self.batch)
 
     def _samples(self, phase: Phase) -> list[Sample]:
         if self.mode == "box":
             return [Sample(i) for i in self._box_scenes()]
         source = view_source(phase)
+        summaries = self.scenes.summaries()
         if source is not None:
             out = []
-            for i, scene in enumerate(self.scenes):
-                views = scene.view_masks(source)
-                if views is not None:
-                    out += [Sample(i, int(v)) for v in views.view_ids()]
+            for i, summary in enumerate(summaries):
+                if source in summary.views:
+                    out += [Sample(i, int(v)) for v in summary.views[source]]
             return out
         out = []
-        for i in range(len(self.scenes)):
-            if len(self.phase_targets(i, phase)):
+        for i, summary in enumerate(summaries):
+            # Non-empty targets without loading the scene: file masks, or (with none) any confident
+            # prediction, all of which are then new.
+            if summary.has_file_targets(phase.targets) or ("predicted" in phase.targets and len(self.predicted.get(i, ()))):
                 out.append(Sample(i))
             else:
-                log.warning("%s: no pseudo-masks in phase %s; the scene is skipped", self.scenes[i].name, phase.name)
+                log.warning("%s: no pseudo-masks in phase %s; the scene is skipped", summary.name, phase.name)
         return out
 
     # -- one step ------------------------------------------------------------------------------
 
-    def _rng(self) -> np.random.Generator:
-        return np.random.default_rng([self.config.seed, self.phase_index, self.phase_step])
+    def _rng(self, index: int = 0) -> np.random.Generator:
+        """Generator of sample ``index`` of the step's global batch (the same on every rank)."""
+        key = [self.config.seed, self.phase_index, self.phase_step]
+        return np.random.default_rng(key + [index] if index else key)  # index 0: the key of one-sample steps
 
-    def _sample(self) -> Sample:
-        n = len(self.samples)
-        epoch, offset = divmod(self.phase_step, n)
-        order = np.random.default_rng([self.config.seed, self.phase_index, epoch, 1]).permutation(n)
-        return self.samples[order[offset]]
+    def _batch(self) -> list[Sample]:
+        """The step's global batch: the next ``self.batch`` samples of the phase's per-epoch orders."""
+        return [self._sample_at(k) for k in range(self.phase_step * self.batch, (self.phase_step + 1) * self.batch)]
+
+    def _sample_at(self, k: int) -> Sample:
+        """Sample ``k`` of the phase (``_batch`` takes samples in this order)."""
+        epoch, offset = divmod(k, len(self.samples))
+        return self.samples[np.random.default_rng([self.config.seed, self.phase_index, epoch, 1]).permutation(
+            len(self.samples))[offset]]
+
+    def upcoming_scenes(self) -> list[int]:
+        """Scenes this rank trains on in this step and the next ``train.prefetch`` steps, in order:
+        the order is fixed by the seed, so the loader can read them ahead."""
+        if not self._ensure_phase():
+            return []
+        out = []
+        last = min(self.phase_step + 1 + max(self.config.prefetch, 1), self._phase_steps(self.phases[self.phase_index]))
+        for step in range(self.phase_step, last):
+            positions = list(range(step * self.batch, (step + 1) * self.batch))
+            out += [self._sample_at(k).scene for k in distributed.shard(positions, self.rank, self.world)]
+        return out
 
     def _tensors(self, scene: TrainScene, aug) -> SceneTensors:
         return prepare_scene(aug.points(scene.points), aug.colors(scene.colors), aug.normals(scene.normals),
@@ -310,7 +350,13 @@ class Trainer:
         if sample.view is not None:
             scene, targets = view_crop(scene, scene.view_masks(view_source(phase)), sample.view)
         else:
-            targets = self.phase_targets(sample.scene, phase) if self.mode == "unsupervised" else None
+            targets = self.phase_targets(sample.scene, phase, scene) if self.mode == "unsupervised" else None
+        self.scenes.prefetch(self.upcoming_scenes())  # read the next scenes while this one trains
+        if self.config.max_points_per_step and scene.n_points > self.config.max_points_per_step:
+            # Drawn from the step's generator before the augmentation, and only when cropping, so
+            # steps on scenes within the budget draw exactly what they drew before.
+            anchor = box_anchor(scene) if self.mode == "box" else target_anchor(scene, targets)
+            scene, targets = budget_crop(scene, self.config.max_points_per_step, rng, targets, anchor)
         augment = {**self.config.augment, **(phase.augment or {})}
         aug = sample_augmentation(rng, scene.points.mean(0), augment)
         tensors = self._tensors(scene, aug)
@@ -332,14 +378,25 @@ class Trainer:
             raise RuntimeError("training is complete")
         started = time.monotonic()
         self.student.train()
-        sample = self._sample()
-        terms = self._losses(sample, self._rng())
-        loss = sum(terms.values())
+        batch = self._batch()
+        mine = distributed.shard(list(enumerate(batch)), self.rank, self.world)
         lr = self._learning_rate()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        sums: dict[str, float] = {}
+        for index, sample in mine:
+            if self.model_config.dropout > 0:  # dropout masks per sample, not per rank or per process
+                torch.manual_seed(hash((self.config.seed, self.phase_index, self.phase_step, index)) % 2**63)
+            terms = self._losses(sample, self._rng(index))
+            loss = sum(terms.values())
+            # Mean over this rank's samples; averaging the ranks' gradients then gives the mean over
+            # the global batch, as one process with the whole batch computes it.
+            (loss / len(mine)).backward()
+            for key, value in {"loss": loss, **terms}.items():
+                sums[key] = sums.get(key, 0.0) + float(value.detach())
+        distributed.average_gradients(self.student.parameters())
+        terms = self._batch_means(sums, len(batch))
         clip = float(self.config.optimizer.get("grad_clip") or 0)
         if clip > 0:
             torch.nn.utils.clip_grad_norm_(self.student.parameters(), clip)
@@ -348,14 +405,24 @@ class Trainer:
             ema_update(self.teacher, self.student, ema_decay(self.step, self.config.box.ema_decay))
         self.step += 1
         self.phase_step += 1
-        record = {"step": self.step, "phase": self.phases[self.phase_index].name, "scene": self.scenes[sample.scene].name,
-                  "loss": float(loss.detach()), "lr": lr, "seconds": time.monotonic() - started,
-                  **{k: float(v.detach()) for k, v in terms.items()}}
+        record = {"step": self.step, "phase": self.phases[self.phase_index].name,
+                  "scene": ",".join(self.scenes.names[s.scene] for s in batch), "lr": lr,
+                  "seconds": time.monotonic() - started, **terms}
         if self.phase_step >= self._phase_steps(self.phases[self.phase_index]):
             self.phase_index += 1
             self.phase_step = 0
             self._phase_ready = False
         return record
+
+    def _batch_means(self, sums: dict[str, float], count: int) -> dict[str, float]:
+        """Each loss term's mean over the global batch (summed over ranks: the log shows them all)."""
+        if self.world == 1:
+            return {key: value / count for key, value in sums.items()}
+        total: dict[str, float] = {}
+        for part in distributed.all_gather_objects(sums):
+            for key, value in part.items():
+                total[key] = total.get(key, 0.0) + value
+        return {key: value / count for key, value in total.items()}
 
     @property
     def complete(self) -> bool:
@@ -384,7 +451,7 @@ class Trainer:
                          ", ".join(f"{k} {v:.4g}" for k, v in summary.items() if k not in ("step", "phase")))
                 recent = []
             if checkpoint_path is not None and self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0 \
-                    and not self.complete:
+                    and not self.complete and distributed.is_main():  # one writer; all ranks hold the same state
                 atomic_torch_save(self.state_dict(), checkpoint_path)
         return self.complete
 
@@ -401,7 +468,7 @@ class Trainer:
             "params": json.dumps(self.params, sort_keys=True, default=str),
             "model_config": json.dumps(self.model_config.to_dict()),
             "fingerprint": self.fingerprint,
-            "scenes": [s.name for s in self.scenes],
+            "scenes": list(self.scenes.names),
             "step": self.step,
             "phase_index": self.phase_index,
             "phase_step": self.phase_step,

@@ -74,22 +74,32 @@ def masked_mean_features(features: torch.Tensor, masks: torch.Tensor, sp_size: t
     return (weights @ features) / weights.sum(1, keepdim=True).clamp(min=1e-6)
 
 
+FEATURE_FORMS = ("paper", "mean_abs")
+
+
 def masked_feature_consistency_loss(
     student_features: torch.Tensor,
     teacher_features: torch.Tensor,
     student_masks: torch.Tensor,
     teacher_masks: torch.Tensor,
     sp_size: torch.Tensor,
+    form: str = "mean_abs",
 ) -> torch.Tensor:
-    """BEEP3D L_f: mean L1 between the teacher's mean feature under its pseudo-mask and the
-    student's mean feature under its predicted (soft) mask, per matched box.
+    """BEEP3D L_f between the teacher's mean feature under its pseudo-mask and the student's mean
+    feature under its predicted (soft) mask, per matched box.
 
-    ``student_masks`` are probabilities (differentiable); teacher features and masks are detached.
+    ``form``: "paper" (Eq. 8-10) sums the squared L2 distances over the boxes; "mean_abs" is the
+    mean absolute difference over boxes and channels (scale-free in both). ``student_masks`` are
+    probabilities (differentiable); teacher features and masks are detached.
     """
+    if form not in FEATURE_FORMS:
+        raise ValueError(f"unknown masked-feature loss form {form!r} (expected one of {FEATURE_FORMS})")
     if student_masks.shape[0] == 0:
         return _zero(student_features)
     teacher_mean = masked_mean_features(teacher_features.detach(), teacher_masks.detach().to(teacher_features.dtype), sp_size)
     student_mean = masked_mean_features(student_features, student_masks, sp_size)
+    if form == "paper":
+        return ((student_mean - teacher_mean) ** 2).sum()
     return (student_mean - teacher_mean).abs().mean()
 
 

@@ -236,5 +236,5 @@ def test_config_typos_are_reported(floor):
     root, scene_h5, _ = floor
     with pytest.raises(InputError, match="unknown features_2d parameter 'frame_stpe'"):
         run_features_2d(scene_h5, root / "superpoints.h5", root / "f.h5", {"frame_stpe": 2})
-    with pytest.raises(InputError, match=r"unknown features_3d.handcrafted parameter\(s\) \['bandwith'\]"):
+    with pytest.raises(InputError, match=r"unknown features_3d.handcrafted parameter 'bandwith' \(did you mean 'bandwidth'\?\)"):
         run_features_3d(scene_h5, root / "superpoints.h5", root / "f.h5", {"handcrafted": {"bandwith": 1.0}})

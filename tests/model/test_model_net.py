@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.model.net import MODEL_PRESETS, InstanceNet, ModelConfig, prepare_scene, resolve_device
+from pipeline.model.net import MODEL_PRESETS, InstanceNet, ModelConfig, prepare_scene
 
 
 def _scene():
@@ -49,8 +49,3 @@ def test_network_pools_backbone_features_per_superpoint():
     torch.testing.assert_close(pooled, manual, rtol=1e-5, atol=1e-5)
     out = net(scene, torch.rand(5, 3))
     assert len(out.layers) == 2 and out.last.mask_logits.shape == (5, 4) and out.last.class_logits.shape == (5, 4)
-
-
-def test_resolve_device():
-    assert resolve_device("cpu").type == "cpu"
-    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")

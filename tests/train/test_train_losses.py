@@ -55,6 +55,27 @@ def test_masked_feature_consistency():
     assert loss.item() == pytest.approx(0.5)
 
 
+def test_masked_feature_consistency_paper_form_sums_squared_l2_over_boxes():
+    features = torch.tensor([[1.0, 0.0], [3.0, 2.0]])  # two superpoints, two channels
+    sizes = torch.tensor([1.0, 1.0])
+    teacher_masks = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # means (1, 0) and (3, 2)
+    student_masks = torch.tensor([[0.5, 0.5], [0.0, 1.0]])  # means (2, 1) and (3, 2)
+    paper = losses.masked_feature_consistency_loss(features, features, student_masks, teacher_masks, sizes, "paper")
+    assert paper.item() == pytest.approx((1 ** 2 + 1 ** 2) + 0.0)  # box 1: ||(1, 1)||^2, box 2: 0
+    mean_abs = losses.masked_feature_consistency_loss(features, features, student_masks, teacher_masks, sizes, "mean_abs")
+    assert mean_abs.item() == pytest.approx((1 + 1 + 0 + 0) / 4)
+    with pytest.raises(ValueError, match="form"):
+        losses.masked_feature_consistency_loss(features, features, student_masks, teacher_masks, sizes, "l1")
+
+
+def test_paper_feature_form_uses_backbone_features_and_is_validated():
+    from pipeline.train.config import resolve
+
+    assert resolve({"mode": "box", "preset": "paper"}).loss.feature_form == "paper"
+    with pytest.raises(ValueError, match="feature_form"):
+        resolve({"mode": "box", "loss": {"feature_form": "cosine"}})
+
+
 def test_area_and_contrastive():
     assert losses.area_loss(torch.zeros(3, 4)).item() == pytest.approx(0.5)
     features = torch.tensor([[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]])

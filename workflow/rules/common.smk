@@ -169,6 +169,11 @@ def unsupervised_sources():
     return [name for name in ("ncut", "lifted") if name in named or (name == "lifted" and named & views)]
 
 
+def train_devices():
+    """train.devices: data-parallel ranks (GPUs) of the train job (workflow/scripts/train.py)."""
+    return int(stage_config("train").get("devices", 1))
+
+
 def train_inputs(wildcards):
     scenes = sorted(SCENES)
     inputs = {

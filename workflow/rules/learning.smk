@@ -29,9 +29,11 @@ rule train:
         cfg=stage_config("train"),
         mode=learning_mode(),
         scenes=sorted(SCENES),
-    threads: 1  # spconv's CPU kernels are only correct single-threaded; on a GPU one thread is plenty
+    # spconv's CPU kernels are only correct single-threaded: one thread per process (rank); on a
+    # GPU one thread per rank is plenty.
+    threads: train_devices()
     resources:
-        gpu=1,
+        gpu=train_devices(),  # train.devices > 1: the script starts that many ranks with torchrun
     log:
         f"{TRAINING_DIR}/logs/train.log",
     benchmark:
