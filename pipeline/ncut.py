@@ -81,33 +81,9 @@ import scipy.sparse as sparse
 import scipy.sparse.csgraph as csgraph
 from scipy.sparse.linalg import ArpackError, LinearOperator, eigsh
 
+from pipeline.params import NcutParams
+
 log = logging.getLogger(__name__)
-
-DEFAULT_PARAMS = {
-    "modality": "auto",  # auto (both when 2D features exist, else 3d) | both | 2d | 3d
-    "tau_cut_both": 0.65,
-    "tau_cut_3d": 0.55,
-    "tau_cut_2d": 0.65,
-    "weight_2d": 0.5,  # share of the 2D affinity in the average (UnScene3D: equal weights)
-    "affinity_normalization": "minmax",  # minmax | none
-    "eps": 1e-5,
-    "max_instances": 20,
-    "max_iterations": 100,
-    "invert_fraction": 0.8,
-    "component": "seed",  # seed (paper) | largest | mean: which foreground component becomes the mask
-    "min_segments": 2,
-    "max_overlap": 0.5,
-    "masking": "remove",  # remove | eps
-    "structure": "mask",  # mask (room structure flagged by features_3d leaves the graph first) | keep
-    "background": "extent",  # extent (a cut spanning the room is background, not a mask) | none
-    "max_extent_ratio": 0.8,  # ... when it spans more than this of the scene along both horizontal axes
-    "score": "contrast",  # contrast (boundary contrast) | ncut (1 - NCut / 2) | uniform (every mask 1)
-    "solver": "auto",  # auto (dense below dense_below nodes, else lanczos) | lanczos | dense
-    "dense_below": 64,
-    "solver_tol": 1e-7,
-    "seed": 0,
-}
-
 
 # --------------------------------------------------------------------------------------------
 # Affinity
@@ -350,21 +326,21 @@ class NCutResult:
     iterations: list = field(default_factory=list)  # per iteration: nodes, candidate size, accepted
 
 
-def masked_ncut(above: sparse.csr_matrix, adjacency_pairs: np.ndarray, params: dict | None = None,
+def masked_ncut(above: sparse.csr_matrix, adjacency_pairs: np.ndarray, params: NcutParams | dict | None = None,
                 premasked: np.ndarray | None = None, is_background=None) -> NCutResult:
     """Iterative masked NCut on the binarised affinity ``above`` (S, S) and superpoint adjacency.
 
     ``premasked`` (S,) bool: superpoints masked out before the first cut (room structure), as if
     an earlier iteration had taken them. ``is_background(superpoint_indices) -> bool`` rejects a
     candidate as background: it is masked out like any candidate but never becomes a mask."""
-    p = {**DEFAULT_PARAMS, **(params or {})}
-    if p["masking"] not in ("remove", "eps"):
-        raise ValueError(f"masking must be 'remove' or 'eps', got {p['masking']!r}")
+    p = NcutParams.from_dict(params)  # a dict (tests, benchmarks) is checked and completed from the defaults
+    if p.masking not in ("remove", "eps"):
+        raise ValueError(f"masking must be 'remove' or 'eps', got {p.masking!r}")
     above = sparse.csr_matrix(above, dtype=np.float32)
     n = above.shape[0]
     adjacency = adjacency_matrix(adjacency_pairs, n)
-    eps = float(p["eps"])
-    min_segments = int(p["min_segments"])
+    eps = float(p.eps)
+    min_segments = p.min_segments
     # masked out of the graph: structure, then every candidate (accepted or rejected)
     masked = np.zeros(n, bool) if premasked is None else np.asarray(premasked, bool).copy()
     taken = np.zeros(n, bool)  # in an accepted mask
@@ -372,15 +348,15 @@ def masked_ncut(above: sparse.csr_matrix, adjacency_pairs: np.ndarray, params: d
     n_rejected = 0
     stop = "max_iterations"
     iteration = 0
-    while iteration < int(p["max_iterations"]):
-        if len(masks) >= int(p["max_instances"]):
+    while iteration < p.max_iterations:
+        if len(masks) >= p.max_instances:
             stop = "max_instances"
             break
         if (~masked).sum() < max(3, min_segments):
             stop = "no_superpoints_left"
             break
         nodes = np.flatnonzero(~masked)
-        if p["masking"] == "remove":
+        if p.masking == "remove":
             graph, in_graph = above[nodes][:, nodes], np.arange(len(nodes))
         else:
             # The paper's form: masked superpoints stay in the graph with affinity eps to all, so
@@ -388,13 +364,12 @@ def masked_ncut(above: sparse.csr_matrix, adjacency_pairs: np.ndarray, params: d
             # entries of v are split).
             keep = sparse.diags((~masked).astype(np.float32))
             graph, in_graph = (keep @ above @ keep).tocsr(), nodes
-        vector = second_eigenvector(graph, eps, p["solver"], int(p["dense_below"]), float(p["solver_tol"]),
-                                    int(p["seed"]) + iteration)[in_graph]
-        fg, seed = foreground(vector, float(p["invert_fraction"]))
-        local = select_component(fg, seed, adjacency[nodes][:, nodes], vector, p["component"])
+        vector = second_eigenvector(graph, eps, p.solver, p.dense_below, float(p.solver_tol), p.seed + iteration)[in_graph]
+        fg, seed = foreground(vector, float(p.invert_fraction))
+        local = select_component(fg, seed, adjacency[nodes][:, nodes], vector, p.component)
         candidate = nodes[local]
         overlap = taken[candidate].mean() if len(candidate) else 1.0
-        accepted = len(candidate) >= min_segments and overlap <= float(p["max_overlap"])
+        accepted = len(candidate) >= min_segments and overlap <= float(p.max_overlap)
         background = bool(accepted and is_background is not None and is_background(candidate))
         accepted = accepted and not background
         new = candidate[~taken[candidate]]

@@ -405,10 +405,6 @@ class TrackParams(StageParams):
     sam2: dict = section({"model_config": SAM2_CONFIG, "checkpoint": None, "window": 60, "max_anchor_frames": 8},
                          keys="pipeline.tracking.sam2_tracker:DEFAULT_PARAMS")
 
-    # The tracking driver's settings (pipeline.tracking.driver).
-    DRIVER_KEYS: ClassVar[tuple] = ("tau_iou", "tau_dorm", "tau_contain", "max_objects", "min_visible_pixels",
-                                    "min_new_pixels", "refresh", "confirm_hits")
-
 
 @dataclass(frozen=True, kw_only=True)
 class LiftParams(StageParams):

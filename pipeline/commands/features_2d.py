@@ -42,31 +42,33 @@ log = logging.getLogger(__name__)
 # torch and the backends are imported on use: the CLI imports every command module at start-up.
 
 
-def make_backend(params: dict, device):
+def make_backend(params: Features2dParams, device):
     from pipeline.features import color, dino
 
-    if params["backend"] == "handcrafted":
-        return color.ColorFeatures(dict(params["handcrafted"]), device)
-    if params["backend"] == "dino":
-        return dino.DinoFeatures.from_params(dict(params["dino"]), device)
-    raise InputError(None, f"features_2d.backend must be 'handcrafted' or 'dino', got {params['backend']!r}")
+    if params.backend == "handcrafted":
+        return color.ColorFeatures(dict(params.handcrafted), device)
+    if params.backend == "dino":
+        return dino.DinoFeatures.from_params(dict(params.dino), device)
+    raise InputError(None, f"features_2d.backend must be 'handcrafted' or 'dino', got {params.backend!r}")
 
 
-def read_frame_batches(scene_dir: Path, frame_ids: np.ndarray, poses: dict[int, np.ndarray], backend, params: dict,
-                       color_size: tuple[int, int], depth_size: tuple[int, int]) -> Iterator:
+def read_frame_batches(scene_dir: Path, frame_ids: np.ndarray, poses: dict[int, np.ndarray], backend,
+                       params: Features2dParams | dict, color_size: tuple[int, int],
+                       depth_size: tuple[int, int]) -> Iterator:
     """Read, check and encode frames a batch at a time (only one batch is ever in memory)."""
     import torch
 
     from pipeline import scannet
     from pipeline.backproject import FrameBatch, batched
 
-    for ids in batched(frame_ids, int(params["batch_size"])):
+    params = Features2dParams.from_dict(params)  # benchmarks/backproject.py passes a partial dict
+    for ids in batched(frame_ids, params.batch_size):
         colors, depths = [], []
         for frame_id in ids:
             color_path = scannet.frame_path(scene_dir, "color", int(frame_id))
             depth_path = scannet.frame_path(scene_dir, "depth", int(frame_id))
             color = scannet.read_color(color_path)
-            depth = scannet.read_depth(depth_path, float(params["depth_scale"]))
+            depth = scannet.read_depth(depth_path, float(params.depth_scale))
             if (color.shape[1], color.shape[0]) != color_size:
                 raise InputError(color_path, f"colour image is {color.shape[1]}x{color.shape[0]}, scene.h5 says {color_size[0]}x{color_size[1]}")
             if (depth.shape[1], depth.shape[0]) != depth_size:
@@ -82,7 +84,8 @@ def read_frame_batches(scene_dir: Path, frame_ids: np.ndarray, poses: dict[int, 
         )
 
 
-def _empty_artifact(out_path, n_points: int, n_superpoints: int, params: dict, inputs: list, reason: str) -> Path:
+def _empty_artifact(out_path, n_points: int, n_superpoints: int, params: Features2dParams, inputs: list,
+                    reason: str) -> Path:
     log.info("features_2d: %s; writing an empty artifact (NCut will use 3D features only)", reason)
     arrays = {
         "superpoint_features": np.zeros((n_superpoints, 0), np.float32),
@@ -90,17 +93,18 @@ def _empty_artifact(out_path, n_points: int, n_superpoints: int, params: dict, i
         "point_visibility": np.zeros(n_points, np.int32),
         "frames_used": np.zeros(0, np.int64),
     }
-    attrs = {"empty": True, "empty_reason": reason, "source": "", "backend": params["backend"], "feature_dim": 0,
+    attrs = {"empty": True, "empty_reason": reason, "source": "", "backend": params.backend, "feature_dim": 0,
              "n_frames_used": 0, "n_frames_seeing_points": 0, "n_points_visible": 0, "resumed_from_frame": -1}
-    return write_artifact(out_path, "features_2d", arrays, params=params, inputs=inputs, attrs=attrs)
+    return write_artifact(out_path, "features_2d", arrays, params=params.to_dict(), inputs=inputs, attrs=attrs)
 
 
-def _point_color_artifact(out_path, vertices, colors, labels, n_superpoints: int, params: dict, inputs: list) -> Path:
+def _point_color_artifact(out_path, vertices, colors, labels, n_superpoints: int, params: Features2dParams,
+                          inputs: list) -> Path:
     """The colour modality of a scene without frames, from its points' colours."""
     from pipeline.features.aggregate import superpoint_features
     from pipeline.features.color import point_color_features
 
-    point_features = point_color_features(vertices, colors, params["handcrafted"])
+    point_features = point_color_features(vertices, colors, params.handcrafted)
     features, weight = superpoint_features(point_features, labels, n_superpoints)
     log.info("features_2d: no frames; %d-d colour features from the points' colours for %d superpoints",
              point_features.shape[1], n_superpoints)
@@ -113,18 +117,18 @@ def _point_color_artifact(out_path, vertices, colors, labels, n_superpoints: int
     attrs = {"empty": False, "empty_reason": "", "source": "point_colors", "backend": "handcrafted",
              "feature_dim": int(point_features.shape[1]), "n_frames_used": 0, "n_frames_seeing_points": 0,
              "n_points_visible": int(len(vertices)), "resumed_from_frame": -1}
-    return write_artifact(out_path, "features_2d", arrays, params=params, inputs=inputs, attrs=attrs)
+    return write_artifact(out_path, "features_2d", arrays, params=params.to_dict(), inputs=inputs, attrs=attrs)
 
 
-def run_features_2d(scene_h5, superpoints_h5, out_path, params: dict | None = None) -> Path:
+def run_features_2d(scene_h5, superpoints_h5, out_path, params: Features2dParams | dict | None = None) -> Path:
     from pipeline.backproject import Cameras, select_frames
     from pipeline.devices import resolve_device
     from pipeline.features.aggregate import superpoint_features
 
-    params = Features2dParams.from_dict(params).to_dict()
-    if params["backend"] not in ("handcrafted", "dino"):
-        raise InputError(None, f"features_2d.backend must be 'handcrafted' or 'dino', got {params['backend']!r}")
-    if int(params["frame_step"]) < 1 or float(params["depth_tolerance"]) <= 0:
+    params = Features2dParams.from_dict(params)
+    if params.backend not in ("handcrafted", "dino"):
+        raise InputError(None, f"features_2d.backend must be 'handcrafted' or 'dino', got {params.backend!r}")
+    if params.frame_step < 1 or float(params.depth_tolerance) <= 0:
         raise InputError(None, "features_2d.frame_step must be >= 1 and depth_tolerance > 0")
     scene = read_artifact(scene_h5, "scene", required=["vertices"])
     superpoints = read_artifact(superpoints_h5, "superpoints", required=["point_superpoint"])
@@ -138,26 +142,26 @@ def run_features_2d(scene_h5, superpoints_h5, out_path, params: dict | None = No
         colors = scene.get("colors")
         # ingest gives colourless clouds one grey: a constant colour carries nothing to cut on.
         has_colors = colors is not None and len(colors) == len(vertices) and len(vertices) and np.ptp(colors, axis=0).any()
-        if params["point_colors"] and has_colors:
+        if params.point_colors and has_colors:
             return _point_color_artifact(out_path, vertices, colors, labels, n_superpoints, params, inputs)
-        reason = "the scene has no frames" + (" and its points have no colours" if params["point_colors"] else
+        reason = "the scene has no frames" + (" and its points have no colours" if params.point_colors else
                                               " (point_colors is off)")
         return _empty_artifact(out_path, len(vertices), n_superpoints, params, inputs, reason)
 
     scene_dir = Path(scene.attrs["scene_dir"])
     ids, valid = scene["frames/id"], scene["frames/valid"].astype(bool)
-    selected = select_frames(ids, valid, int(params["frame_step"]))
+    selected = select_frames(ids, valid, params.frame_step)
     if len(selected) == 0:
         raise InputError(scene_dir, f"has {len(ids)} frames but none with a valid pose: no 2D features can be computed")
     poses = {int(i): p for i, p in zip(ids, scene["frames/pose"])}
     color_size = tuple(int(x) for x in scene["frames/color_size"])
     depth_size = tuple(int(x) for x in scene["frames/depth_size"])
     cameras = Cameras(scene["intrinsics/color"], scene["intrinsics/depth"], color_size, depth_size)
-    device = resolve_device(params["device"])
+    device = resolve_device(params.device)
     backend = make_backend(params, device)
     log.info("features_2d: %s backend on %s, %d of %d frames (every %d-th valid), %d points",
-             params["backend"], device, len(selected), len(ids), params["frame_step"], len(vertices))
-    resume = ResumeFolder(out_path, fingerprint(params, inputs + [str(scene_dir)]), chunked=False)
+             params.backend, device, len(selected), len(ids), params.frame_step, len(vertices))
+    resume = ResumeFolder(out_path, fingerprint(params.to_dict(), inputs + [str(scene_dir)]), chunked=False)
     result, resumed_from = _backproject_resumably(vertices, selected, cameras, backend, params, resume,
                                                   lambda frames: read_frame_batches(scene_dir, frames, poses, backend,
                                                                                     params, color_size, depth_size))
@@ -165,7 +169,7 @@ def run_features_2d(scene_h5, superpoints_h5, out_path, params: dict | None = No
         raise InputError(
             scene_dir,
             f"none of the {len(selected)} sampled frames sees any scene point within depth_tolerance="
-            f"{params['depth_tolerance']} m: check depth_scale ({params['depth_scale']}), poses and intrinsics",
+            f"{params.depth_tolerance} m: check depth_scale ({params.depth_scale}), poses and intrinsics",
         )
     features, weight = superpoint_features(result.features, labels, n_superpoints, weights=result.visibility)
     arrays = {
@@ -175,27 +179,28 @@ def run_features_2d(scene_h5, superpoints_h5, out_path, params: dict | None = No
         "frames_used": result.frames_used.astype(np.int64),
     }
     attrs = {
-        "empty": False, "empty_reason": "", "source": "frames", "backend": params["backend"],
+        "empty": False, "empty_reason": "", "source": "frames", "backend": params.backend,
         "feature_dim": int(backend.feature_dim),
         "n_frames_used": int(len(result.frames_used)), "n_frames_seeing_points": int(result.frames_with_visible_points),
         "n_points_visible": int((result.visibility > 0).sum()), "resumed_from_frame": resumed_from,
     }
     log.info("features_2d: %d/%d points and %d/%d superpoints seen", attrs["n_points_visible"], len(vertices),
              int((weight > 0).sum()), n_superpoints)
-    path = write_artifact(out_path, "features_2d", arrays, params=params, inputs=inputs + [str(scene_dir)], attrs=attrs)
+    path = write_artifact(out_path, "features_2d", arrays, params=params.to_dict(), inputs=inputs + [str(scene_dir)],
+                          attrs=attrs)
     resume.clear()
     return path
 
 
-def _backproject_resumably(vertices, selected: np.ndarray, cameras, backend, params: dict, resume: ResumeFolder,
-                           read_batches) -> tuple:
+def _backproject_resumably(vertices, selected: np.ndarray, cameras, backend, params: Features2dParams,
+                           resume: ResumeFolder, read_batches) -> tuple:
     """Back-project the selected frames, saving the running means every ``checkpoint_every`` frames.
 
     Returns the result and the number of frames taken from a saved state (-1: none).
     """
     from pipeline.backproject import Backprojector
 
-    projector = Backprojector(vertices, cameras, backend.feature_dim, float(params["depth_tolerance"]), params["device"])
+    projector = Backprojector(vertices, cameras, backend.feature_dim, float(params.depth_tolerance), params.device)
     done, resumed_from = 0, -1
     point = resume.load()
     if point is not None:
@@ -208,9 +213,9 @@ def _backproject_resumably(vertices, selected: np.ndarray, cameras, backend, par
         except (KeyError, ValueError) as exc:
             log.warning("resume data in %s is unusable (%s); starting over", resume.path, exc)
             resume.clear()
-            projector = Backprojector(vertices, cameras, backend.feature_dim, float(params["depth_tolerance"]),
-                                      params["device"])
-    every, saved, started = int(params["checkpoint_every"]), done, time.monotonic()
+            projector = Backprojector(vertices, cameras, backend.feature_dim, float(params.depth_tolerance),
+                                      params.device)
+    every, saved, started = params.checkpoint_every, done, time.monotonic()
     for number, batch in enumerate(read_batches(selected[done:]), start=1):
         projector.add(batch)
         done += len(batch.frame_ids)

@@ -28,27 +28,28 @@ log = logging.getLogger(__name__)
 
 
 
-def point_features_3d(vertices: np.ndarray, normals: np.ndarray, colors: np.ndarray, params: dict) -> np.ndarray:
+def point_features_3d(vertices: np.ndarray, normals: np.ndarray, colors: np.ndarray,
+                      params: Features3dParams) -> np.ndarray:
     from pipeline.devices import resolve_device
     from pipeline.features import geometric
 
-    if params["backend"] == "handcrafted":
-        return geometric.geometric_point_features(vertices, normals, params["handcrafted"])
-    if params["backend"] == "csc":
+    if params.backend == "handcrafted":
+        return geometric.geometric_point_features(vertices, normals, params.handcrafted)
+    if params.backend == "csc":
         from pipeline.features import csc
 
-        model, _ = csc.load_csc_checkpoint(params["csc"]["checkpoint"])
-        return csc.csc_point_features(model, vertices, colors, int(params["csc"]["feature_level"]), resolve_device(params["device"]))
-    raise InputError(None, f"features_3d.backend must be 'handcrafted' or 'csc', got {params['backend']!r}")
+        model, _ = csc.load_csc_checkpoint(params.csc["checkpoint"])
+        return csc.csc_point_features(model, vertices, colors, int(params.csc["feature_level"]), resolve_device(params.device))
+    raise InputError(None, f"features_3d.backend must be 'handcrafted' or 'csc', got {params.backend!r}")
 
 
-def run_features_3d(scene_h5, superpoints_h5, out_path, params: dict | None = None) -> Path:
+def run_features_3d(scene_h5, superpoints_h5, out_path, params: Features3dParams | dict | None = None) -> Path:
     from pipeline.features.aggregate import superpoint_features
     from pipeline.features.structure import structure_superpoints, superpoint_boxes
 
-    params = Features3dParams.from_dict(params).to_dict()
-    if params["backend"] not in ("handcrafted", "csc"):
-        raise InputError(None, f"features_3d.backend must be 'handcrafted' or 'csc', got {params['backend']!r}")
+    params = Features3dParams.from_dict(params)
+    if params.backend not in ("handcrafted", "csc"):
+        raise InputError(None, f"features_3d.backend must be 'handcrafted' or 'csc', got {params.backend!r}")
     scene = read_artifact(scene_h5, "scene", required=["vertices", "normals", "colors"])
     superpoints = read_artifact(superpoints_h5, "superpoints", required=["point_superpoint"])
     labels = superpoints["point_superpoint"]
@@ -57,15 +58,15 @@ def run_features_3d(scene_h5, superpoints_h5, out_path, params: dict | None = No
     n_superpoints = int(labels.max()) + 1 if len(labels) else 0
     point_features = point_features_3d(scene["vertices"], scene["normals"], scene["colors"], params)
     features, weight = superpoint_features(point_features, labels, n_superpoints)
-    structure = structure_superpoints(scene["vertices"], labels, n_superpoints, params["structure"])
-    box_min, box_max = superpoint_boxes(scene["vertices"], labels, n_superpoints, params["structure"]["up_axis"])
+    structure = structure_superpoints(scene["vertices"], labels, n_superpoints, params.structure)
+    box_min, box_max = superpoint_boxes(scene["vertices"], labels, n_superpoints, params.structure["up_axis"])
     log.info("features_3d: %s backend, %d-d features for %d superpoints; %d of them (%d points) room structure",
-             params["backend"], features.shape[1], n_superpoints, int(structure.sum()), int(weight[structure].sum()))
-    attrs = {"backend": params["backend"], "feature_dim": int(features.shape[1]), "n_structure": int(structure.sum())}
+             params.backend, features.shape[1], n_superpoints, int(structure.sum()), int(weight[structure].sum()))
+    attrs = {"backend": params.backend, "feature_dim": int(features.shape[1]), "n_structure": int(structure.sum())}
     arrays = {"superpoint_features": features, "superpoint_weight": weight, "superpoint_structure": structure,
               "superpoint_box_min": box_min, "superpoint_box_max": box_max}
-    return write_artifact(out_path, "features_3d", arrays, params=params, inputs=[str(scene_h5), str(superpoints_h5)],
-                          attrs=attrs)
+    return write_artifact(out_path, "features_3d", arrays, params=params.to_dict(),
+                          inputs=[str(scene_h5), str(superpoints_h5)], attrs=attrs)
 
 
 def _run(args) -> Path:

@@ -98,40 +98,40 @@ def _arrays(intrinsic: np.ndarray, keyframes: np.ndarray, frame_ids: np.ndarray,
     }
 
 
-def _write_empty(out_path, params, inputs, reason: str, width=0, height=0, intrinsic=None) -> Path:
+def _write_empty(out_path, params: KeyframeMasksParams, inputs, reason: str, width=0, height=0, intrinsic=None) -> Path:
     log.warning("masks2d: %s; writing an explicitly empty artifact", reason)
     arrays = _arrays(np.eye(3) if intrinsic is None else intrinsic, np.zeros(0, np.int64), np.zeros(0, np.int64),
                      {k: [] for k in COUNT_KEYS}, {k: [] for k in MASK_KEYS})
     arrays["masks"]["bits"] = np.zeros((0, (width * height + 7) // 8), np.uint8)
-    attrs = {"width": width, "height": height, "generator": params["generator"], "n_keyframes": 0, "n_masks": 0,
+    attrs = {"width": width, "height": height, "generator": params.generator, "n_keyframes": 0, "n_masks": 0,
              "n_empty_keyframes": 0, "empty_reason": reason, "resumed_from_keyframe": -1}
-    return write_artifact(out_path, "masks2d", arrays, params=params, inputs=inputs, attrs=attrs)
+    return write_artifact(out_path, "masks2d", arrays, params=params.to_dict(), inputs=inputs, attrs=attrs)
 
 
-def run_keyframe_masks(scene_h5, out_path, params: dict | None = None, scene_dir=None) -> Path:
-    params = KeyframeMasksParams.from_dict(params).to_dict()
+def run_keyframe_masks(scene_h5, out_path, params: KeyframeMasksParams | dict | None = None, scene_dir=None) -> Path:
+    params = KeyframeMasksParams.from_dict(params)
     inputs = [str(scene_h5)]
     scene = read_artifact(scene_h5, "scene", required=["vertices"])
-    frames = SceneFrames.from_scene(scene, float(params["image_scale"]), scene_dir)
+    frames = SceneFrames.from_scene(scene, float(params.image_scale), scene_dir)
     if frames is None:
         return _write_empty(out_path, params, inputs, "scene has no frames (point cloud)")
     camera = frames.camera
-    keyframes = select_keyframes(frames.poses, frames.valid, params["keyframes"])
+    keyframes = select_keyframes(frames.poses, frames.valid, params.keyframes)
     if len(keyframes) == 0:
         return _write_empty(out_path, params, inputs, "no keyframe: no frame has a valid pose",
                             camera.width, camera.height, camera.intrinsic)
 
-    name = params["generator"]
-    generator = build_generator(name, params.get(name, {}), device=params["device"])
+    name = params.generator
+    generator = build_generator(name, getattr(params, name), device=params.device)
     counts: dict[str, list[int]] = {k: [] for k in COUNT_KEYS}
     per_mask: dict[str, list[np.ndarray]] = {k: [] for k in MASK_KEYS}
-    resume = ResumeFolder(out_path, fingerprint(params, inputs))
+    resume = ResumeFolder(out_path, fingerprint(params.to_dict(), inputs))
     point = resume.load()
     start = point.next_step if point else 0
-    every = int(params["checkpoint_every"])
+    every = params.checkpoint_every
     n_bytes = (camera.width * camera.height + 7) // 8
     started = time.monotonic()
-    with artifact_writer(out_path, "masks2d", params=params, inputs=inputs) as out:
+    with artifact_writer(out_path, "masks2d", params=params.to_dict(), inputs=inputs) as out:
         bits = out.growing("masks/bits", (n_bytes,), np.uint8)
         if point is not None:
             log.info("resuming %s at keyframe %d of %d", out_path, start, len(keyframes))
@@ -143,12 +143,11 @@ def run_keyframe_masks(scene_h5, out_path, params: dict | None = None, scene_dir
             index = keyframes[position]
             frame = FrameInput(frames.color(index), frames.depth(index), int(index), int(frames.frame_ids[index]),
                                ground_truth=lambda index=index: frames.instance(index))
-            kept, report = clean_masks(generator.generate(frame), int(params["min_mask_area"]),
-                                       float(params["tau_contain"]), params["containment_keep"],
-                                       int(params["max_masks_per_frame"]))
+            kept, report = clean_masks(generator.generate(frame), params.min_mask_area, float(params.tau_contain),
+                                       params.containment_keep, params.max_masks_per_frame)
             if report.n_over_cap:
                 log.warning("frame %d: %d masks beyond max_masks_per_frame=%d dropped", frame.frame_id,
-                            report.n_over_cap, params["max_masks_per_frame"])
+                            report.n_over_cap, params.max_masks_per_frame)
             if len(kept) == 0:
                 log.warning("frame %d: no mask left (%d from %s, %d too small, %d contained)", frame.frame_id,
                             report.n_raw, name, report.n_small, report.n_contained)

@@ -57,15 +57,17 @@ class NCutInputs:
     notes: dict  # attrs describing what was (not) used
 
 
-def check_choice(params: dict, key: str, choices: tuple) -> str:
-    if params[key] not in choices:
-        raise InputError(None, f"ncut.{key} must be one of {', '.join(choices)}, got {params[key]!r}")
-    return params[key]
+def check_choice(params: NcutParams, key: str, choices: tuple) -> str:
+    value = getattr(params, key)
+    if value not in choices:
+        raise InputError(None, f"ncut.{key} must be one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
-def prepare_ncut(superpoints_h5, features_2d_h5, features_3d_h5, params: dict) -> NCutInputs:
+def prepare_ncut(superpoints_h5, features_2d_h5, features_3d_h5, params: NcutParams | dict | None) -> NCutInputs:
     from pipeline.ncut import Modality, binarised_affinity, cosine_range, extent_background
 
+    params = NcutParams.from_dict(params)
     structure_rule = check_choice(params, "structure", ("mask", "keep"))
     background_rule = check_choice(params, "background", ("extent", "none"))
     check_choice(params, "score", ("contrast", "ncut", "uniform"))
@@ -79,17 +81,17 @@ def prepare_ncut(superpoints_h5, features_2d_h5, features_3d_h5, params: dict) -
             raise InputError(art.path, f"has features for {len(art['superpoint_features'])} superpoints, "
                                        f"{superpoints_h5} has {n_superpoints}; rerun the feature stage")
     has_2d = not bool(f2d.attrs.get("empty", False)) and f2d["superpoint_features"].shape[1] > 0
-    modality = choose_modality(params["modality"], has_2d, features_2d_h5)
-    weight_2d = float(params["weight_2d"])
+    modality = choose_modality(params.modality, has_2d, features_2d_h5)
+    weight_2d = float(params.weight_2d)
     modalities = []
     if modality in ("both", "2d"):
         modalities.append(Modality("2d", f2d["superpoint_features"], weight_2d if modality == "both" else 1.0,
                                    valid=f2d["superpoint_weight"] > 0))
     if modality in ("both", "3d"):
         modalities.append(Modality("3d", f3d["superpoint_features"], 1.0 - weight_2d if modality == "both" else 1.0))
-    tau = float(params[f"tau_cut_{modality}"])
-    above = binarised_affinity(modalities, tau, params["affinity_normalization"])
-    ranges = [cosine_range(m) for m in modalities] if params["affinity_normalization"] == "minmax" else None
+    tau = float(getattr(params, f"tau_cut_{modality}"))
+    above = binarised_affinity(modalities, tau, params.affinity_normalization)
+    ranges = [cosine_range(m) for m in modalities] if params.affinity_normalization == "minmax" else None
     notes = {"color_source": str(f2d.attrs.get("source", "frames")) if has_2d else ""}
     premasked = None
     if structure_rule == "mask":
@@ -103,7 +105,7 @@ def prepare_ncut(superpoints_h5, features_2d_h5, features_3d_h5, params: dict) -
     if background_rule == "extent":
         if "superpoint_box_min" in f3d and n_superpoints:
             is_background = extent_background(f3d["superpoint_box_min"], f3d["superpoint_box_max"],
-                                              float(params["max_extent_ratio"]))
+                                              float(params.max_extent_ratio))
         elif n_superpoints:
             log.warning("ncut: %s has no superpoint boxes (rerun features_3d); the extent test is skipped", features_3d_h5)
     notes["extent_test"] = is_background is not None
@@ -123,15 +125,15 @@ def mask_scores(inputs: NCutInputs, result, rule: str) -> np.ndarray:
     return boundary_contrast(result.masks, inputs.adjacency, affinity)
 
 
-def run_ncut(superpoints_h5, features_2d_h5, features_3d_h5, out_path, params: dict | None = None) -> Path:
+def run_ncut(superpoints_h5, features_2d_h5, features_3d_h5, out_path, params: NcutParams | dict | None = None) -> Path:
     from pipeline.ncut import masked_ncut, point_instances
 
-    params = NcutParams.from_dict(params).to_dict()
+    params = NcutParams.from_dict(params)
     inputs = prepare_ncut(superpoints_h5, features_2d_h5, features_3d_h5, params)
     labels = inputs.point_superpoint
     n_superpoints = inputs.above.shape[0]
     result = masked_ncut(inputs.above, inputs.adjacency, params, inputs.premasked, inputs.is_background)
-    scores = mask_scores(inputs, result, params["score"])
+    scores = mask_scores(inputs, result, params.score)
     point_instance = point_instances(result.masks, labels)
     superpoint_instance = point_instances(result.masks, np.arange(n_superpoints))
     density = float(inputs.above.nnz) / max(1, n_superpoints**2)
@@ -149,8 +151,8 @@ def run_ncut(superpoints_h5, features_2d_h5, features_3d_h5, out_path, params: d
     }
     attrs = {"modality": inputs.modality, "tau_cut": inputs.tau, "n_iterations": result.n_iterations,
              "n_rejected": result.n_rejected, "n_background": n_background, "stop_reason": result.stop_reason,
-             "affinity_density": density, "n_masks": int(len(result.masks)), "score": params["score"], **inputs.notes}
-    return write_artifact(out_path, "ncut", arrays, params=params,
+             "affinity_density": density, "n_masks": int(len(result.masks)), "score": params.score, **inputs.notes}
+    return write_artifact(out_path, "ncut", arrays, params=params.to_dict(),
                           inputs=[str(superpoints_h5), str(features_2d_h5), str(features_3d_h5)], attrs=attrs)
 
 

@@ -45,8 +45,8 @@ STATE_NAMES = {CREATED: "created", int(State.ACTIVE): "active", int(State.DORMAN
                int(State.TERMINATED): "terminated"}
 
 
-def new_machine(params: dict) -> ObjectStateMachine:
-    return ObjectStateMachine(params["tau_iou"], params["tau_dorm"], params["max_objects"], params["confirm_hits"])
+def new_machine(params: TrackParams) -> ObjectStateMachine:
+    return ObjectStateMachine(params.tau_iou, params.tau_dorm, params.max_objects, params.confirm_hits)
 
 
 def hide_unconfirmed(labels: np.ndarray, unconfirmed) -> None:
@@ -90,24 +90,24 @@ def _artifact_arrays(frames_index, frame_ids, is_key, machine, keyframe_rows, ca
     }
 
 
-def _write_empty(out_path, params, inputs, reason, width=0, height=0, intrinsic=None) -> Path:
+def _write_empty(out_path, params: TrackParams, inputs, reason, width=0, height=0, intrinsic=None) -> Path:
     log.warning("tracks: %s; writing an explicitly empty artifact", reason)
     machine = new_machine(params)
     empty = np.zeros(0, np.int64)
     arrays = _artifact_arrays(empty, empty, np.zeros(0, bool), machine, [], np.eye(3) if intrinsic is None else intrinsic)
     arrays["labels"] = np.zeros((0, height, width), np.uint16)
-    attrs = {"tracker": params["tracker"], "width": width, "height": height, "unknown_label": UNKNOWN_LABEL,
+    attrs = {"tracker": params.tracker, "width": width, "height": height, "unknown_label": UNKNOWN_LABEL,
              "n_objects": 0, "n_refused": 0,
              "resumed_from_step": -1, "empty_reason": reason, "state_names": STATE_NAMES}
-    return write_artifact(out_path, "tracks", arrays, params=params, inputs=inputs, attrs=attrs)
+    return write_artifact(out_path, "tracks", arrays, params=params.to_dict(), inputs=inputs, attrs=attrs)
 
 
-def run_track(scene_h5, masks2d_h5, out_path, params: dict | None = None, scene_dir=None) -> Path:
+def run_track(scene_h5, masks2d_h5, out_path, params: TrackParams | dict | None = None, scene_dir=None) -> Path:
     with open_masks2d(masks2d_h5) as masks:  # mask bits are read keyframe by keyframe
-        return _track(scene_h5, masks2d_h5, masks, out_path, TrackParams.from_dict(params).to_dict(), scene_dir)
+        return _track(scene_h5, masks2d_h5, masks, out_path, TrackParams.from_dict(params), scene_dir)
 
 
-def _track(scene_h5, masks2d_h5, masks: KeyframeMasks, out_path, params: dict, scene_dir) -> Path:
+def _track(scene_h5, masks2d_h5, masks: KeyframeMasks, out_path, params: TrackParams, scene_dir) -> Path:
     inputs = [str(scene_h5), str(masks2d_h5)]
     scene = read_artifact(scene_h5, "scene", required=["vertices"])
     image_scale = float(json.loads(masks.attrs.get("params", "{}")).get("image_scale", 1.0))
@@ -122,17 +122,17 @@ def _track(scene_h5, masks2d_h5, masks: KeyframeMasks, out_path, params: dict, s
         return _write_empty(out_path, params, inputs, f"no keyframes ({masks.attrs.get('empty_reason') or 'none selected'})",
                             camera.width, camera.height, camera.intrinsic)
 
-    indices = tracked_frames(frames.valid, masks.keyframe_index, int(params["frame_stride"]))
+    indices = tracked_frames(frames.valid, masks.keyframe_index, params.frame_stride)
     steps = StepFrames(frames, indices)
     step_of = {int(index): step for step, index in enumerate(indices)}
     keyframe_masks = {step_of[int(index)]: (lambda position=position: masks.masks_of(position))
                       for position, index in enumerate(masks.keyframe_index)}
     frame_ids = frames.frame_ids[indices]
 
-    resume = ResumeFolder(out_path, fingerprint(params, inputs))
+    resume = ResumeFolder(out_path, fingerprint(params.to_dict(), inputs))
     point = resume.load()
     machine = new_machine(params)
-    tracker = build_tracker(params["tracker"], steps, params.get(params["tracker"], {}), device=params["device"])
+    tracker = build_tracker(params.tracker, steps, getattr(params, params.tracker), device=params.device)
     keyframe_rows: list[dict] = []
     start = 0
     if point is not None:
@@ -143,8 +143,8 @@ def _track(scene_h5, masks2d_h5, masks: KeyframeMasks, out_path, params: dict, s
         log.info("resuming %s from step %d of %d", out_path, start, len(indices))
     driver = TrackingDriver(steps, keyframe_masks, tracker, machine, params)
 
-    every = int(params["checkpoint_every"])
-    with artifact_writer(out_path, "tracks", params=params, inputs=inputs) as out:
+    every = params.checkpoint_every
+    with artifact_writer(out_path, "tracks", params=params.to_dict(), inputs=inputs) as out:
         labels = out.stream("labels", (len(indices), *camera.shape), np.uint16)
         if point is not None:
             for first, chunk in point.chunks():
@@ -182,7 +182,7 @@ def _track(scene_h5, masks2d_h5, masks: KeyframeMasks, out_path, params: dict, s
 
         if machine.n_refused:
             log.warning("%d new objects were refused because max_objects=%d live objects were reached",
-                        machine.n_refused, params["max_objects"])
+                        machine.n_refused, params.max_objects)
         unconfirmed = machine.unconfirmed_ids
         if unconfirmed:
             log.info("%d objects were never confirmed by a second keyframe mask; their pixels are stored as unknown",
@@ -190,7 +190,7 @@ def _track(scene_h5, masks2d_h5, masks: KeyframeMasks, out_path, params: dict, s
         hide_unconfirmed(labels, unconfirmed)
         is_key = np.isin(indices, masks.keyframe_index)
         out.write(_artifact_arrays(indices, frame_ids, is_key, machine, keyframe_rows, camera.intrinsic))
-        out.set_attrs({"tracker": params["tracker"], "width": camera.width, "height": camera.height,
+        out.set_attrs({"tracker": params.tracker, "width": camera.width, "height": camera.height,
                        "unknown_label": UNKNOWN_LABEL, "n_objects": len(machine.objects),
                        "n_refused": machine.n_refused, "resumed_from_step": start if point else -1,
                        "empty_reason": "", "state_names": STATE_NAMES})

@@ -47,8 +47,8 @@ UNKNOWN_LABEL = MAX_OBJECT_ID + 1  # in stored (uint16) label maps: the tracker 
 
 log = logging.getLogger(__name__)
 
-# The defaults are defined once, in pipeline/params.py.
-DEFAULT_PARAMS = {key: getattr(TrackParams, key) for key in TrackParams.DRIVER_KEYS}  # track's
+# The defaults are defined once, in pipeline/params.py (the driver reads the track stage's own).
+DEFAULT_PARAMS = TrackParams()
 
 
 @dataclass
@@ -102,7 +102,7 @@ def match_by_containment(matched: np.ndarray, ids: np.ndarray, inter: np.ndarray
 
 
 def apply_keyframe(step: int, predicted: np.ndarray, new: MaskSet, machine: ObjectStateMachine,
-                   params: dict) -> tuple[np.ndarray, KeyframeOutcome]:
+                   params: TrackParams) -> tuple[np.ndarray, KeyframeOutcome]:
     """The keyframe's final label map (0 = none) and what happened to each new mask.
 
     ``predicted`` may mark unknown pixels with -1: IoU is then measured on known pixels only.
@@ -114,13 +114,13 @@ def apply_keyframe(step: int, predicted: np.ndarray, new: MaskSet, machine: Obje
     masks, mask_area = new.masks, new.areas
     ids, inter, object_area, known_area = overlap_table(predicted, masks)
     matched = machine.match(ids.tolist(), iou_matrix(inter, known_area, object_area))
-    match_by_containment(matched, ids, inter, object_area, mask_area, float(params["tau_contain"]))
+    match_by_containment(matched, ids, inter, object_area, mask_area, float(params.tau_contain))
     outcome.rejected = machine.reject_unconfirmed(step, ids.tolist(), matched[matched > 0].tolist())
     if outcome.rejected:
         final[np.isin(final, [c.object_id for c in outcome.rejected])] = 0
     rows = np.flatnonzero(matched)
     by_area = rows[np.argsort(-mask_area[rows], kind="stable")]  # larger first: smaller stay on top
-    rule = params["refresh"]
+    rule = params.refresh
     if rule == "replace":
         final[np.isin(final, matched[rows])] = 0
         for row in by_area:
@@ -131,7 +131,7 @@ def apply_keyframe(step: int, predicted: np.ndarray, new: MaskSet, machine: Obje
     elif rule == "correct":
         inside = inter / np.maximum(object_area, 1)[None, :]  # fraction of each object inside each mask
         for row in by_area:
-            swallowed = ids[(inside[row] >= float(params["tau_contain"])) & (ids != matched[row])]
+            swallowed = ids[(inside[row] >= float(params.tau_contain)) & (ids != matched[row])]
             final[masks[row] & ~np.isin(final, swallowed)] = matched[row]
     else:
         raise ValueError(f"unknown refresh rule {rule!r} (use 'correct', 'extend' or 'replace')")
@@ -142,7 +142,7 @@ def apply_keyframe(step: int, predicted: np.ndarray, new: MaskSet, machine: Obje
     for row in unmatched[np.argsort(-mask_area[unmatched], kind="stable")]:
         free = masks[row] & ~covered
         n_free = int(free.sum())
-        if n_free < int(params["min_new_pixels"]) or n_free < (1.0 - float(params["tau_contain"])) * mask_area[row]:
+        if n_free < params.min_new_pixels or n_free < (1.0 - float(params.tau_contain)) * mask_area[row]:
             outcome.n_redundant += 1
             continue
         object_id = machine.create(step)
@@ -185,12 +185,12 @@ class TrackingDriver:
     """Walks the tracked frames in order with one tracker and one state machine."""
 
     def __init__(self, frames: StepFrames, keyframe_masks: dict[int, Callable[[], MaskSet]], tracker: Tracker,
-                 machine: ObjectStateMachine, params: dict):
+                 machine: ObjectStateMachine, params: TrackParams | dict):
         self.frames = frames
         self.keyframe_masks = keyframe_masks
         self.tracker = tracker
         self.machine = machine
-        self.params = {**DEFAULT_PARAMS, **params}
+        self.params = TrackParams.from_dict(params)  # tests pass a partial dict
 
     def step(self, step: int) -> StepResult:
         predicted = self.tracker.predict(step).astype(np.int64)
@@ -201,7 +201,7 @@ class TrackingDriver:
             unknown[:] = False
         else:
             final = np.maximum(predicted, 0)
-        labels, visible = drop_small_objects(final, int(self.params["min_visible_pixels"]))
+        labels, visible = drop_small_objects(final, self.params.min_visible_pixels)
         unknown |= labels < 0
         labels = np.maximum(labels, 0)
         matched = outcome.matched if outcome else []

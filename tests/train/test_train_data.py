@@ -61,7 +61,7 @@ def test_prefetched_scenes_wait_beside_the_cache_and_are_not_loaded_twice():
     store.close()
 
 
-def test_prefetch_order_equals_the_step_order(tmp_path):
+def test_prefetch_order_equals_the_step_order():
     """The loader reads scenes in exactly the order the steps use them, with one scene cached."""
     loader = CountingLoader(4)
     store = SceneStore([f"s{i}" for i in range(4)], loader, cache_size=1, ahead=1)

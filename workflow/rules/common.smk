@@ -60,8 +60,9 @@ def first_pose_file(scene):
 def stage_config(stage):
     """The config section a stage receives via params (editing it reruns that stage and its descendants).
 
-    Run settings (RUN_SETTINGS: checkpoint_every, log_every) are left out, so editing them reruns
-    nothing; the scripts take them from the config with pipeline.resume.with_run_settings.
+    Run settings (RUN_SETTINGS: checkpoint_every, log_every, train's scene_cache and prefetch) are left
+    out, so editing them reruns nothing; the scripts take them from the config with
+    pipeline.resume.with_run_settings.
     """
     return without_run_settings(config.get(stage, {}))
 
