@@ -226,13 +226,18 @@ def _planning_block(record: dict) -> str:
              "| `--profile profiles/slurm`: sbatch jobs (per scan) | its dry run: CPU s (wall s) |",
              "|---:|---:|---:|---:|---:|---:|---:|"]
     for r in d["rows"]:
-        lines.append(f"| {_n(r['scans'])} | {_n(r['jobs'])} | {r['dry_run_cpu_s']:.1f} ({r['dry_run_s']:.1f}) | "
+        lines.append(f"| {_n(r['scans'])}{' *' if r.get('earlier') else ''} | {_n(r['jobs'])} | {r['dry_run_cpu_s']:.1f} ({r['dry_run_s']:.1f}) | "
                      f"{r['dry_run_mib']:.0f} | {_n(r['sbatch_ungrouped'])} | {_n(r['sbatch_grouped'])} "
                      f"({r['sbatch_grouped'] / r['scans']:.2f}) | {r['grouped_dry_run_cpu_s']:.1f} "
                      f"({r['grouped_dry_run_s']:.1f}) |")
     lines.append("")
-    lines.append(f"`benchmarks/planning.py`, {_where(record)}; the issue's reference: {_n(ref['jobs'])} jobs for "
-                 f"{_n(ref['scans'])} scans planned in {ref['seconds']:g} s.")
+    earlier = [r for r in d["rows"] if r.get("earlier")]
+    lines.append(f"`benchmarks/planning.py`, {_where(record)}"
+                 + "".join(f"; * from the run of {r['earlier']['date']}"
+                           + (f" (load {r['earlier']['load']:g})" if r["earlier"].get("load") is not None else "")
+                           + (f", {r['earlier']['note']}" if r["earlier"].get("note") else "") for r in earlier[:1])
+                 + f". The issue's reference: {_n(ref['jobs'])} jobs for {_n(ref['scans'])} scans planned in "
+                   f"{ref['seconds']:g} s.")
     return "\n".join(lines)
 
 
@@ -301,6 +306,12 @@ def _capacity_block(record: dict) -> str:
                  f"({d['gpu_rules_core_hours']:.0f} in the `gpu=1` rules run on CPUs, {d['cpu_rules_core_hours']:.0f} "
                  f"in the others); per group job and scan: "
                  + ", ".join(f"{group} {s:.0f} CPU s" for group, s in groups.items()) + ".")
+    jobs = d.get("slurm_jobs")
+    if jobs and {"prep", "masks", "labels"} <= set(groups):
+        hours = {name: s * scans / jobs / 3600 for name, s in groups.items()}
+        lines.append(f"With `jobs: {jobs}` (`profiles/slurm`) and the rules on CPUs, counting a job's CPU seconds as its "
+                     f"wall time (one busy core per job): prep and masks of all scans {hours['prep'] + hours['masks']:.1f} h, "
+                     f"then train, then labels {hours['labels']:.1f} h.")
     # disk: the scan's files by artifact (folders summed), grown per frame where scaling.py measured growth
     per_frame = d.get("disk_mib_per_frame", {})
     frame_artifacts = set(d.get("frame_artifacts", ()))
@@ -326,7 +337,7 @@ def _capacity_block(record: dict) -> str:
     where = _where(d["measured"]) if d.get("measured") else _where(record)  # --measured: where the DAG ran
     source = d.get("scaling")
     lines.append(f"{_n(scans)} scans: **{d['scan_disk_mib'] * scans / 1024:.0f} GiB**. `benchmarks/capacity.py`, "
-                 f"{where}" + (f"; per added frame: `scaling.py --scannet` of {source['date']} (table above)"
+                 f"{where}" + (f"; CPU s and KiB per added frame from `scaling.py --scannet` of {source['date']}"
                                if source else "; not extrapolated per frame (no --scaling)") + ".")
     return "\n".join(lines)
 

@@ -239,6 +239,7 @@ def main(argv=None) -> int:
         "disk_mib_per_frame": disk_slopes, "scan_disk_mib": scan_disk, "core_hours": hours,
         "gpu_rules_core_hours": gpu_cpu * args.scans / 3600, "cpu_rules_core_hours": cpu_cpu * args.scans / 3600,
         "cpu_s_per_frame_applied": applied, "gpu_rules": list(GPU_RULES), "groups": PER_SCAN_GROUPS,
+        "slurm_jobs": yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text()).get("jobs"),
         "frame_artifacts": sorted(FRAME_ARTIFACTS),
         "scaling": {key: scaling[key] for key in ("date", "command", "machine")} | {
             "earlier": scaling["data"].get("earlier", {})} if scaling else None,

@@ -26,7 +26,7 @@ from bench_results import RESULTS, ensure_envelope, update_readme  # noqa: E402
 
 QUICK_OUT = REPO / "benchmarks" / "out" / "quick"
 
-# name -> (full-mode arguments, quick-mode arguments)
+# name -> (full-mode arguments, quick-mode arguments); "{out}" in them is the results folder
 BENCHMARKS = {
     "superpoints": ([], ["--quick"]),
     "ncut": ([], ["--quick"]),
@@ -34,12 +34,19 @@ BENCHMARKS = {
     "backproject": ([], ["--quick"]),
     "scaling": ([], ["--quick"]),
     "planning": ([], ["--quick"]),
+    # ScanNet resolution (long: features_2d on every frame of 1,000), then the capacity plan from it
+    "scaling_scannet": (["--scannet"], ["--scannet", "--quick"]),
+    "capacity": (["--scaling", "{out}/scaling_scannet.json"], ["--quick", "--scaling", "{out}/scaling_scannet.json"]),
     "fusion": ([], ["--quick"]),
     "overlap_assignment": ([], ["--quick"]),
     "train_memory": (["--held"], ["--quick"]),
     # real_scan.py's own flags: its defaults (seeds 0 1 2, both modes) in full mode
     "real_scan": ([], ["--seeds", "0", "--modes", "box"]),
 }
+
+
+# results named other than their script
+SCRIPTS = {"scaling_scannet": "scaling"}
 
 
 def main(argv=None) -> int:
@@ -56,7 +63,8 @@ def main(argv=None) -> int:
     for name, (full, quick) in BENCHMARKS.items():
         if args.only and name not in args.only:
             continue
-        command = [sys.executable, str(REPO / "benchmarks" / f"{name}.py"), *(quick if args.quick else full),
+        command = [sys.executable, str(REPO / "benchmarks" / f"{SCRIPTS.get(name, name)}.py"),
+                   *(arg.replace("{out}", str(out)) for arg in (quick if args.quick else full)),
                    "--json", str(out / f"{name}.json")]
         print(f"== {name}: {' '.join(command[1:])}", flush=True)
         started = time.monotonic()

@@ -203,7 +203,9 @@ def main(argv=None) -> int:
         print_goals(results, args.frames, earlier)
     print("\nartifact sizes, MiB: " + "  ".join(f"{n} frames: " + ", ".join(f"{name} {mib:.1f}" for name, mib in by_name.items())
                                               for n, by_name in sizes.items()))
-    write_result(args.json, "scaling", {"frames": args.frames, "resolution": resolution,
+    # --scannet: its own benchmark name (benchmarks/results/scaling_scannet.json beside scaling.json)
+    write_result(args.json, "scaling_scannet" if args.scannet else "scaling", {
+        "frames": args.frames, "resolution": resolution, "flat_memory": FLAT_MEMORY,
         "stages": {stage: [{"frames": n, "seconds": by_n[n][0], "peak_mib": by_n[n][1], "cpu_seconds": by_n[n][2]}
                           for n in args.frames if n in by_n]
                    for stage, by_n in results.items()},

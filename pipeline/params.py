@@ -171,25 +171,6 @@ class StageParams:
         """A copy with ``changes`` checked like a config section."""
         return type(self).from_dict({**self.to_dict(), **changes})
 
-    # Mapping access, so that code not yet converted to attributes (params["key"], dict(params),
-    # {**params}) reads the same values.
-    def __getitem__(self, key: str):
-        if key not in self.keys():
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def keys(self):
-        return [f.name for f in dataclasses.fields(self)]
-
-    def __iter__(self):
-        return iter(self.keys())
-
-    def __len__(self) -> int:
-        return len(dataclasses.fields(self))
-
-    def get(self, key: str, default=None):
-        return getattr(self, key) if key in self.keys() else default
-
 
 # ----------------------------------------------------------------------------------------------
 # The stages, in DAG order. Comments say what a value means; config.yaml repeats them for users.

@@ -61,7 +61,7 @@ def test_config_section_round_trips(stage):
     params = stage_params(stage, CONFIG[stage])
     assert isinstance(params, StageParams)
     assert params.to_dict() == CONFIG[stage]
-    assert dict(params) == params.to_dict()  # code still reading params["key"] sees the same values
+    assert {key: getattr(params, key) for key in CONFIG[stage]} == CONFIG[stage]  # read as attributes
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(params, next(iter(CONFIG[stage])), None)
 

@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline.cli import add_command
 
-def _handle(args: argparse.Namespace) -> int:
+
+def _run(args: argparse.Namespace) -> None:
     from pipeline.features.csc_convert import convert_csc_checkpoint  # keeps `--help` light
 
     path, arch = convert_csc_checkpoint(args.checkpoint, args.out, voxel_size=args.voxel_size,
                                         normalize_output=not args.no_normalize)
     print(f"wrote {path} (Res16UNet planes {arch.planes}, layers {arch.layers}, "
           f"{arch.in_channels} -> {arch.out_channels} channels, voxel size {arch.voxel_size} m)")
-    return 0
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "convert-csc",
+    parser = add_command(
+        subparsers, "convert-csc", _run,
         help="convert the released CSC (MinkowskiEngine) weights for the features_3d csc backend",
         description="Map a MinkowskiEngine Res16UNet state dict (the released Contrastive Scene Contexts "
         "checkpoint) onto this project's spconv Res16UNet and write it in the format "
@@ -37,4 +38,3 @@ def register(subparsers) -> None:
     parser.add_argument("--no-normalize", action="store_true",
                         help="keep the final features as they are; by default they are scaled to unit length "
                         "as in CSC's pre-training model (use this for fine-tuned, non-contrastive heads)")
-    parser.set_defaults(func=_handle)

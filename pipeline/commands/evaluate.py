@@ -22,11 +22,9 @@ import numpy as np
 
 from pipeline.atomic import write_text
 from pipeline.artifacts import FORMAT_VERSIONS, read_artifact
+from pipeline.cli import add_command, params_from_args
 from pipeline.errors import ArtifactError
 from pipeline.evaluate import (
-    DEFAULT_IGNORE_LABELS,
-    GT_CLASSES,
-    MIN_REGION_SIZE,
     SCANNET_IOU_THRESHOLDS,
     gt_box_per_point,
     instance_ap_from_labels,
@@ -34,6 +32,7 @@ from pipeline.evaluate import (
     overlap_region_mask,
     resolve_gt_classes,
 )
+from pipeline.params import EvaluateParams
 
 log = logging.getLogger(__name__)
 
@@ -140,12 +139,17 @@ def _scene_with_ground_truth(scene_path: Path):
 def score_predictions(
     scene_path: str | os.PathLike,
     predictions: Predictions,
-    *,
-    min_region_size: int = MIN_REGION_SIZE,
-    ignore_labels: tuple[str, ...] | list[str] = DEFAULT_IGNORE_LABELS,
-    gt_classes: str = "auto",
+    params: EvaluateParams | dict | None = None,
+    **overrides,
 ) -> dict:
-    """Metrics (JSON-ready dict) of in-memory predictions against SCENE_H5's ground truth."""
+    """Metrics (JSON-ready dict) of in-memory predictions against SCENE_H5's ground truth.
+
+    ``overrides``: single evaluate parameters by keyword (``gt_classes="all_objects"``), on top of ``params``.
+    """
+    params = EvaluateParams.from_dict(params)
+    if overrides:  # benchmarks and tests pass a parameter or two by name
+        params = params.replace(**overrides)
+    min_region_size, ignore_labels, gt_classes = params.min_region_size, params.ignore_labels, params.gt_classes
     scene_path = Path(scene_path)
     scene = _scene_with_ground_truth(scene_path)
     gt_instance = np.asarray(scene["gt/instance"]).astype(np.int64)
@@ -184,13 +188,14 @@ def run_evaluate(
     scene_path: str | os.PathLike,
     pred_path: str | os.PathLike,
     out_path: str | os.PathLike | None = None,
-    **options,
+    params: EvaluateParams | dict | None = None,
+    **overrides,
 ) -> dict:
-    """Metrics of PRED_H5's masks against SCENE_H5's ground truth (options: ``score_predictions``'s);
+    """Metrics of PRED_H5's masks against SCENE_H5's ground truth (parameters as ``score_predictions``);
     optionally written as JSON."""
     scene = _scene_with_ground_truth(Path(scene_path))
     predictions = read_predictions(pred_path, len(scene["vertices"]))
-    metrics = score_predictions(scene_path, predictions, **options)
+    metrics = score_predictions(scene_path, predictions, params, **overrides)
     metrics["pred_h5"] = str(pred_path)
     if out_path is not None:
         _write_json_atomically(metrics, Path(out_path))
@@ -201,11 +206,8 @@ def _format(value: float | None) -> str:
     return "  n/a" if value is None else f"{value:.3f}"
 
 
-def _handle(args) -> int:
-    metrics = run_evaluate(
-        args.scene_h5, args.pred_h5, args.out,
-        min_region_size=args.min_region_size, ignore_labels=tuple(args.ignore_labels), gt_classes=args.gt_classes,
-    )
+def _run(args) -> str | None:
+    metrics = run_evaluate(args.scene_h5, args.pred_h5, args.out, params_from_args(args))
     print(
         f"{metrics['scene']} ({metrics['pred_stage']}): AP {_format(metrics['ap'])}  AP50 {_format(metrics['ap50'])}  "
         f"AP25 {_format(metrics['ap25'])}  ({metrics['n_gt']} GT, {metrics['n_pred']} predictions; "
@@ -218,34 +220,24 @@ def _handle(args) -> int:
             f"{_format(overlap['mean_instance_accuracy'])}  "
             f"({overlap['n_points']} points, {overlap['n_instances']} boxes)"
         )
-    if args.out:
-        print(f"wrote {args.out}")
-    return 0
+    return args.out
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "evaluate",
+    parser = add_command(
+        subparsers, "evaluate", _run,
         help="class-agnostic instance AP (ScanNet rules) of an artifact's masks against scene.h5 ground truth",
         description="Score the per-point instances ('point_instance', optional 'instance_score') of any "
         "mask-producing artifact against the ground truth in scene.h5: AP (IoU 0.50:0.90, as the ScanNet "
         "benchmark script), AP50, AP25; and, when the artifact has 'point_box' and the scene has boxes, "
         "the accuracy on points inside two or more boxes.",
+        params=EvaluateParams,
+        flags={"min_region_size": "GT instances (and predictions) with fewer points are ignored (the benchmark's)",
+               "ignore_labels": "GT labels that are not instances; their points count as void",
+               "gt_classes": "which GT instances are scored: scannet18 = the benchmark's 18 classes (NYU40 ids), "
+                             "others void; all_objects = all but --ignore-labels; auto = scannet18 when the GT "
+                             "has NYU40 ids"},
     )
     parser.add_argument("scene_h5", help="scene.h5 with ground truth (gt/instance, gt/instance_label)")
     parser.add_argument("pred_h5", help="artifact with point_instance (N,) [instance_score (K,)] [point_box (N,)]")
     parser.add_argument("--out", help="write the metrics as JSON here")
-    parser.add_argument(
-        "--min-region-size", type=int, default=MIN_REGION_SIZE,
-        help="GT instances (and predictions) with fewer points are ignored (default: %(default)s, the benchmark's)",
-    )
-    parser.add_argument(
-        "--ignore-labels", nargs="*", default=list(DEFAULT_IGNORE_LABELS), metavar="LABEL",
-        help="GT labels that are not instances; their points count as void (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--gt-classes", choices=list(GT_CLASSES), default="auto",
-        help="which GT instances are scored: scannet18 = the benchmark's 18 classes (NYU40 ids), others void; "
-        "all_objects = all but --ignore-labels; auto = scannet18 when the GT has NYU40 ids (default: %(default)s)",
-    )
-    parser.set_defaults(func=_handle)

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.artifacts import read_artifact
+from pipeline.cli import add_command, params_from_args
 from pipeline.errors import InputError
 from pipeline.params import ExportParams
 from pipeline.export import (
     AGNOSTIC_NYU40_ID,
     BENCHMARK_MIN_VERTICES,
     DEFAULT_CLASS_MAP,
-    DEFAULT_OTHER_CLASS,
     MMDET3D_ANN_FILE,
     SPLIT,
     collect_exports,
@@ -52,10 +52,11 @@ def export_paths(out_dir, scene: str) -> dict[str, Path]:
     }
 
 
-def _resolved_params(params: dict | None) -> dict:
-    params = ExportParams.from_dict(params).to_dict()
-    other_class_id(params["other_class"])  # a bad value is a config error, not the labels file's
-    return {"class_map": {**DEFAULT_CLASS_MAP, **(params["class_map"] or {})}, "other_class": params["other_class"]}
+def _resolved_params(params: ExportParams | dict | None) -> ExportParams:
+    """The parameters with the built-in class map under the configured one."""
+    params = ExportParams.from_dict(params)
+    other_class_id(params.other_class)  # a bad value is a config error, not the labels file's
+    return params.replace(class_map={**DEFAULT_CLASS_MAP, **(params.class_map or {})})
 
 
 def _log_classes(scene: str, instances, superpoints) -> None:
@@ -84,7 +85,7 @@ def _log_classes(scene: str, instances, superpoints) -> None:
 
 
 def run_export(scene_h5, superpoints_h5, labels_h5, out_dir, scene: str | None = None,
-               params: dict | None = None) -> dict[str, Path]:
+               params: ExportParams | dict | None = None) -> dict[str, Path]:
     """Write every export of one scene (see pipeline/export.py) under ``out_dir``; returns ``export_paths``."""
     params = _resolved_params(params)
     scene_art = read_artifact(scene_h5, "scene", required=["vertices", "colors", "normals"])
@@ -99,7 +100,7 @@ def run_export(scene_h5, superpoints_h5, labels_h5, out_dir, scene: str | None =
             raise InputError(source, f"{len(array)} {name} for {len(vertices)} points in {scene_h5}")
     try:
         instances = export_instances(point_instance, labels.get("instance_score"), labels.get("instance_class"),
-                                     params["class_map"], params["other_class"])
+                                     params.class_map, params.other_class)
     except ValueError as exc:
         raise InputError(labels_h5, str(exc)) from None
     _log_classes(scene, instances, superpoints)
@@ -124,34 +125,40 @@ def _class_map_argument(text: str) -> tuple[str, str]:
     return name.strip(), target.strip()
 
 
-def _handle(args) -> int:
+def _run(args) -> None:
     if args.collect:
         if args.files:
             raise InputError(None, "--collect takes export folders only; drop the SCENE_H5 ... arguments")
         counts = collect_exports(args.collect, args.out)
         for consumer, n in counts.items():
             print(f"{consumer}: {n} scene(s) in {Path(args.out) / consumer}")
-        return 0
+        return None
     if len(args.files) != 3:
         raise InputError(None, "export wants SCENE_H5 SUPERPOINTS_H5 LABELS_H5 (or --collect EXPORT_DIR ...)")
-    params = {"class_map": dict(args.class_map),
-              "other_class": None if args.other_class.lower() in ("none", "null") else args.other_class}
+    params = params_from_args(args)
+    # Repeated --class-map entries add to the --params map; "none" is how a shell writes null.
+    if args.class_map:
+        params["class_map"] = {**(params.get("class_map") or {}), **dict(args.class_map)}
+    if args.other_class is not None:
+        params["other_class"] = None if args.other_class.lower() in ("none", "null") else args.other_class
     for kind, path in run_export(*args.files, args.out, params=params).items():
         print(f"{kind}: {path}")
-    return 0
+    return None
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "export", help="write labels for SPFormer, Mask3D, OneFormer3D/mmdetection3d and ScanNet's benchmark script",
+    parser = add_command(
+        subparsers, "export", _run,
+        help="write labels for SPFormer, Mask3D, OneFormer3D/mmdetection3d and ScanNet's benchmark script",
         description="Export per-point instances (any artifact with point_instance: pseudo_labels.h5, lifted.h5, "
-        "ncut.h5) in each consumer's own layout, or merge several scenes' exports with --collect.")
+        "ncut.h5) in each consumer's own layout, or merge several scenes' exports with --collect.",
+        params=ExportParams)
     parser.add_argument("files", nargs="*", metavar="SCENE_H5 SUPERPOINTS_H5 LABELS_H5")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--class-map", action="append", default=[], metavar="RAW=NYU40NAME", type=_class_map_argument,
                         help="box label -> NYU40 class name (repeatable)")
-    parser.add_argument("--other-class", default=DEFAULT_OTHER_CLASS,
-                        help="class for NYU40 classes outside the benchmark's 18 (none: keep them; consumers drop them)")
+    parser.add_argument("--other-class",
+                        help="class for NYU40 classes outside the benchmark's 18 (none: keep them; consumers drop "
+                        f"them) (default: {ExportParams.other_class})")
     parser.add_argument("--collect", nargs="+", metavar="EXPORT_DIR",
                         help="merge these per-scene export folders into one dataset folder (--out)")
-    parser.set_defaults(func=_handle)

@@ -7,18 +7,22 @@ from pathlib import Path
 
 from pipeline.atomic import atomic_path
 from pipeline.artifacts import open_artifact, read_artifact
+from pipeline.cli import add_command, params_from_args
+from pipeline.params import PicturesParams
 from pipeline.report import camera_view_picture, label_layers, overview_picture, tracking_overlay_picture
 from pipeline.scannet import frame_path, read_color
 
 log = logging.getLogger(__name__)
 
 
-def run_pictures(scene_h5, out_dir, superpoints_h5=None, labelled: dict | None = None, tracks_h5=None, n_views: int = 3) -> list[Path]:
+def run_pictures(scene_h5, out_dir, superpoints_h5=None, labelled: dict | None = None, tracks_h5=None,
+                 params: PicturesParams | dict | None = None) -> list[Path]:
     """Write overview.png (top view per layer), views.png (camera views) and tracking.png into ``out_dir``.
 
     Pictures that do not apply (no frames, no tracks) are written as a small note image, so the
     set of files is the same for every scene.
     """
+    params = PicturesParams.from_dict(params)
     scene = read_artifact(scene_h5, "scene", required=["vertices", "colors"])
     superpoints = read_artifact(superpoints_h5, "superpoints") if superpoints_h5 else None
     point_labels = {name: read_artifact(path, Path(path).stem, required=["point_instance"])["point_instance"]
@@ -28,7 +32,7 @@ def run_pictures(scene_h5, out_dir, superpoints_h5=None, labelled: dict | None =
     out_dir.mkdir(parents=True, exist_ok=True)
     pictures = {
         "overview.png": overview_picture(scene, layers),
-        "views.png": camera_view_picture(scene, layers, n_views=n_views),
+        "views.png": camera_view_picture(scene, layers, n_views=params.views),
     }
     if tracks_h5:
         with open_artifact(tracks_h5, "tracks", required=["labels"]) as tracks:  # reads only the frames shown
@@ -55,20 +59,19 @@ def _note(text: str):
     return image
 
 
-def _handle(args) -> int:
+def _run(args) -> list[Path]:
     labelled = dict(item.split("=", 1) for item in args.labels)
-    for path in run_pictures(args.scene_h5, args.out, args.superpoints, labelled, args.tracks, args.views):
-        print(f"wrote {path}")
-    return 0
+    return run_pictures(args.scene_h5, args.out, args.superpoints, labelled, args.tracks, params_from_args(args))
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("pictures", help="render pictures of a scene's labels (no display needed)",
-                                   description="Render top-down and camera views of a scene coloured by each labelling, and tracking overlays.")
+    parser = add_command(
+        subparsers, "pictures", _run, help="render pictures of a scene's labels (no display needed)",
+        description="Render top-down and camera views of a scene coloured by each labelling, and tracking overlays.",
+        params=PicturesParams, flags={"views": "camera views per layer"},
+    )
     parser.add_argument("scene_h5")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--superpoints", help="superpoints.h5")
     parser.add_argument("--labels", nargs="*", default=[], metavar="NAME=H5", help="labelled artifacts with point_instance")
     parser.add_argument("--tracks", help="tracks.h5 for tracking overlays")
-    parser.add_argument("--views", type=int, default=3, help="camera views per layer")
-    parser.set_defaults(func=_handle)

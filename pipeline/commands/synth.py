@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.cli import add_command
+
 SPEC_KEYS = ("seed", "preset", "frames", "width", "height", "invalid_poses")
 
 
@@ -28,17 +30,15 @@ def run_synth(out_dir, spec: dict, overwrite: bool = True) -> Path:
     )
 
 
-def _handle(args) -> int:
+def _run(args) -> Path:
     spec = {"seed": args.seed, "preset": args.preset, "frames": args.frames, "width": args.width,
             "height": args.height, "invalid_poses": args.invalid_poses}
-    out = run_synth(args.out, spec, overwrite=args.overwrite)
-    print(f"wrote {out}")
-    return 0
+    return run_synth(args.out, spec, overwrite=args.overwrite)
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "synth",
+    parser = add_command(
+        subparsers, "synth", _run,
         help="generate a synthetic room with exact ground truth in ScanNet layout",
         description="Generate a procedural room from a seed, render RGB-D frames along a camera loop and "
         "write a ScanNet-layout scene folder (mesh, frames, poses, intrinsics, segs/aggregation ground "
@@ -53,4 +53,3 @@ def register(subparsers) -> None:
     parser.add_argument("--height", type=int, default=240, help="image height in pixels")
     parser.add_argument("--invalid-poses", type=int, default=0, help="frames whose pose is written as -inf")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    parser.set_defaults(func=_handle)

@@ -125,6 +125,7 @@ class Phase:
     epochs: int | None = None
     lr: float | None = None  # peak learning rate of the phase (None: train.optimizer.lr)
     augment: dict | None = None  # overrides of train.augment for this phase
+    loss: dict | None = None  # overrides of train.loss for this phase
 
     def steps(self, n_scenes: int, batch: int = 1) -> int:
         """Optimizer steps: the iterations, or enough batches of ``batch`` for the epochs."""
@@ -307,7 +308,8 @@ def resolve(params: dict | None) -> TrainConfig:
     phases = []
     for i, phase in enumerate(phase_values):
         where = f"train.unsupervised.phases[{i}]"
-        _check_keys(phase, {"name": 0, "targets": 0, "stage": 0, "iterations": 0, "epochs": 0, "lr": 0, "augment": 0},
+        _check_keys(phase, {"name": 0, "targets": 0, "stage": 0, "iterations": 0, "epochs": 0, "lr": 0, "augment": 0,
+                            "loss": 0},
                     f"unsupervised.phases[{i}]")
         targets = phase_targets_from(phase, curriculum, where)
         if i == 0 and targets == ("predicted",):
@@ -317,8 +319,11 @@ def resolve(params: dict | None) -> TrainConfig:
         phase_augment = phase.get("augment") or None
         if phase_augment is not None:
             _check_augment(_merge(augment, phase_augment), f"unsupervised.phases[{i}].augment")
+        phase_loss = phase.get("loss") or None
+        if phase_loss is not None:
+            _loss_weights({**merged["loss"], **phase_loss})  # checked like train.loss
         phases.append(Phase(str(phase.get("name", f"phase{i}")), targets, phase.get("iterations"), phase.get("epochs"),
-                            None if lr is None else float(lr), phase_augment))
+                            None if lr is None else float(lr), phase_augment, phase_loss))
     devices, batch_size = merged["devices"], merged["batch_size"]
     if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
         raise ValueError(f"train.devices must be an integer >= 1, got {devices!r}")

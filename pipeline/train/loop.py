@@ -370,7 +370,8 @@ class Trainer:
             out = self.student(tensors, box_query_coords(tensors, centres) if box_queries else query_coords)
             return beep3d_losses(out, teacher, boxes, tensors, self.config.loss, self.config.box.match, box_queries)
         out = self.student(tensors, query_coords)
-        return unsupervised_losses(out, torch.from_numpy(targets).to(self.device), tensors, self.config.loss,
+        weights = replace(self.config.loss, **phase.loss) if phase.loss else self.config.loss
+        return unsupervised_losses(out, torch.from_numpy(targets).to(self.device), tensors, weights,
                                    self.config.box.match, self.config.unsupervised)
 
     def train_step(self) -> dict:

@@ -175,3 +175,18 @@ def test_target_alternatives_fall_back_per_scene():
     np.testing.assert_array_equal(trainer._file_targets(cloud, phase), masks[3:5])
     with pytest.raises(ValueError, match="alternatives"):
         resolve({"unsupervised": {"phases": [{"targets": ["lifted|predicted"], "iterations": 1}]}})
+
+
+def test_a_phase_can_override_the_loss_weights():
+    """A phase's `loss` overrides train.loss for its steps only (here: LESS's contrastive term in
+    the second phase), and is checked like train.loss."""
+    scene, _, gt_box = room_scene(0, "tiny", with_boxes=False)
+    scene.sources["ncut"] = gt_superpoint_masks(scene, gt_box)
+    phases = [{"name": "plain", "targets": ["ncut"], "iterations": 1},
+              {"name": "less", "targets": ["ncut"], "iterations": 1, "loss": {"contrastive": 0.5, "area": 0.1}}]
+    trainer = Trainer([scene], resolve({**TINY, "unsupervised": {"phases": phases}}), "unsupervised", ["object"])
+    first, second = trainer.train_step(), trainer.train_step()
+    assert first["phase"] == "plain" and "contrastive" not in first and "area" not in first
+    assert second["phase"] == "less" and second["contrastive"] > 0 and second["area"] > 0
+    with pytest.raises(ValueError, match="contrastiv"):
+        resolve({**TINY, "unsupervised": {"phases": [{"targets": ["ncut"], "loss": {"contrastiv": 0.5}}]}})

@@ -1,17 +1,8 @@
 # Adapter: snakemake rule `evaluate` -> pipeline.commands.evaluate.run_evaluate
 from pipeline.commands.evaluate import run_evaluate
-from pipeline.params import EvaluateParams
 from pipeline.rulelog import rule_logging
 
 cfg = dict(snakemake.params.cfg)
-params = EvaluateParams.from_dict(cfg)
 with rule_logging(snakemake.log[0], "evaluate", cfg, snakemake.input, snakemake.output) as log:
-    metrics = run_evaluate(
-        snakemake.input.scene,
-        snakemake.input.labels,
-        snakemake.output[0],
-        min_region_size=params.min_region_size,
-        ignore_labels=tuple(params.ignore_labels),
-        gt_classes=params.gt_classes,
-    )
+    metrics = run_evaluate(snakemake.input.scene, snakemake.input.labels, snakemake.output[0], params=cfg)
     log.info("metrics: %s", {k: metrics.get(k) for k in ("gt_classes", "ap", "ap50", "ap25", "n_gt", "n_pred")})

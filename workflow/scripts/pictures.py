@@ -2,7 +2,6 @@
 from pathlib import Path
 
 from pipeline.commands.pictures import run_pictures
-from pipeline.params import PicturesParams
 from pipeline.rulelog import rule_logging
 
 with rule_logging(snakemake.log[0], "pictures", snakemake.params.cfg, snakemake.input, snakemake.output):
@@ -12,5 +11,5 @@ with rule_logging(snakemake.log[0], "pictures", snakemake.params.cfg, snakemake.
         superpoints_h5=snakemake.input.superpoints,
         labelled=dict(snakemake.params.labelled),
         tracks_h5=snakemake.input.get("tracks") or None,
-        n_views=PicturesParams.from_dict(snakemake.params.cfg).views,
+        params=snakemake.params.cfg,
     )
