@@ -122,3 +122,24 @@ def test_result_files_of_other_writers_get_date_and_machine(tmp_path):
     assert record["machine"]["cores"] >= 1 and record["data"] == {"scenes": ["scene0000_00"], "ap": 0.38}
     bench_results.ensure_envelope(path, "real_scan", True, [])  # already has them: unchanged
     assert json.loads(path.read_text()) == record
+
+
+def test_scaling_keep_takes_over_only_the_stages_this_run_did_not_measure(tmp_path):
+    import scaling
+
+    resolution = {"color": [1296, 968], "depth": [640, 480], "source": "redkitchen upsampled"}
+    rows = [{"frames": n, "seconds": 2.0 * n, "peak_mib": 900.0, "cpu_seconds": float(n)} for n in (20, 40)]
+    earlier = _record("scaling_scannet", {"frames": [20, 40], "resolution": resolution,
+                                          "stages": {"features_2d": rows, "lift": rows},
+                                          "artifact_mib": {"20": {"features_2d.h5": 0.3, "lifted.h5": 9.0}}})
+    path = tmp_path / "earlier.json"
+    path.write_text(json.dumps(earlier))
+    results = {"lift": {20: (1.0, 100.0, 0.5), 40: (2.0, 101.0, 1.0)}}
+    sizes = {20: {"lifted.h5": 0.4}, 40: {"lifted.h5": 0.8}}
+    taken = scaling.take_over(path, [20, 40], resolution, results, sizes)
+    assert set(taken) == {"features_2d"} and taken["features_2d"]["date"] == "2026-01-02"
+    assert results["lift"][40] == (2.0, 101.0, 1.0)  # measured now: kept
+    assert results["features_2d"][40] == (80.0, 900.0, 40.0)
+    assert sizes[20] == {"lifted.h5": 0.4, "features_2d.h5": 0.3}  # only the sizes this run lacks
+    with pytest.raises(ValueError, match="other frames"):
+        scaling.take_over(path, [20, 40], "redkitchen", {}, {})
