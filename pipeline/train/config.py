@@ -96,6 +96,9 @@ PRESETS: dict[str, dict] = {
         # lower this budget for them.
         "max_points_per_step": 300_000,
         "optimizer": {"lr": 1e-4, "weight_decay": 0.05, "schedule": "one_cycle", "pct_start": 0.05, "grad_clip": 0.0},
+        # BEEP3D's own forms: Eq. 5 as a dot product (the default distance kernel is the deviation),
+        # Eq. 8-10's summed squared L2 on backbone features (the default loss.feature_form already).
+        "box": {"centre_similarity": "dot", "centre_temperature": 1.0},
         "unsupervised": {"phases": [
             {"name": "views", "stage": "single_view", "epochs": 64},
             {"name": "tracked", "stage": "multi_view", "epochs": 256},

@@ -71,7 +71,9 @@ def test_masked_feature_consistency_paper_form_sums_squared_l2_over_boxes():
 def test_paper_feature_form_uses_backbone_features_and_is_validated():
     from pipeline.train.config import resolve
 
-    assert resolve({"mode": "box", "preset": "paper"}).loss.feature_form == "paper"
+    paper = resolve({"mode": "box", "preset": "paper"})
+    assert paper.loss.feature_form == "paper"
+    assert (paper.box.centre_similarity, paper.box.centre_temperature, paper.box.queries) == ("dot", 1.0, "fps")
     with pytest.raises(ValueError, match="feature_form"):
         resolve({"mode": "box", "loss": {"feature_form": "cosine"}})
 
