@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from pipeline import __version__
-from pipeline.atomic import atomic_path, remove_stale_temporaries
+from pipeline.io.atomic import atomic_path, remove_stale_temporaries
 from pipeline.errors import ArtifactError
 
 # Bump a stage's version when its on-disk layout changes; readers refuse other versions.

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import scannet
+from pipeline.io import scannet
 from pipeline.errors import InputError
-from pipeline.geometry import instance_boxes, mesh_vertex_normals, point_cloud_normals, scale_intrinsics
-from pipeline.nyu40 import SCANNET18_IDS
+from pipeline.scene.geometry import instance_boxes, mesh_vertex_normals, point_cloud_normals, scale_intrinsics
+from pipeline.io.nyu40 import SCANNET18_IDS
 from pipeline.params import IngestParams
-from pipeline.ply import read_ply
+from pipeline.io.ply import read_ply
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.atomic import atomic_path
+from pipeline.io.atomic import atomic_path
 from pipeline.errors import InputError
 
 _PLY_TYPES = {

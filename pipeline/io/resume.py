@@ -28,7 +28,7 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline.atomic import atomic_path
+from pipeline.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

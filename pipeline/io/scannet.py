@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from pipeline.errors import InputError
-from pipeline.nyu40 import NYU40_NAMES, nyu40_id, nyu40_name
+from pipeline.io.nyu40 import NYU40_NAMES, nyu40_id, nyu40_name
 
 log = logging.getLogger(__name__)
 

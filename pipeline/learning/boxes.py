@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.errors import InputError
-from pipeline.geometry import points_in_boxes
+from pipeline.scene.geometry import points_in_boxes
 
 BACKGROUND = -1  # point_box value: inside no box
 AMBIGUOUS = -2  # point_box value: inside two or more boxes

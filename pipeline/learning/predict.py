@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from pipeline.params import PredictParams
-from pipeline.model.net import InstanceNet, prepare_scene
-from pipeline.train.beep3d import Beep3DConfig, initial_query_coords, teacher_pseudo_masks
-from pipeline.train.data import TrainScene
-from pipeline.train.selftrain import SelfTrainConfig, is_novel, predicted_masks
+from pipeline.learning.model.net import InstanceNet, prepare_scene
+from pipeline.learning.train.beep3d import Beep3DConfig, initial_query_coords, teacher_pseudo_masks
+from pipeline.learning.train.data import TrainScene
+from pipeline.learning.train.selftrain import SelfTrainConfig, is_novel, predicted_masks
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ Ground truth
     - ``all_objects``: every instance whose label is not in ``ignore_labels`` (compared
       case-insensitively; default wall, floor, ceiling: structural classes are not objects).
     - ``scannet18``: the benchmark's rule: only instances whose NYU40 id (``gt_nyu40``) is one of
-      the 18 classes of ``pipeline.nyu40.SCANNET18_IDS``; unknown classes (-1) are not objects
+      the 18 classes of ``pipeline.io.nyu40.SCANNET18_IDS``; unknown classes (-1) are not objects
       either. ``ignore_labels`` still applies on top.
     - ``auto``: ``scannet18`` when the GT carries NYU40 ids (``gt_nyu40`` given and not all -1),
       else ``all_objects``.
@@ -82,8 +82,8 @@ from typing import Iterable, Literal, Sequence
 
 import numpy as np
 
-from pipeline.geometry import points_in_boxes
-from pipeline.nyu40 import SCANNET18_IDS
+from pipeline.scene.geometry import points_in_boxes
+from pipeline.io.nyu40 import SCANNET18_IDS
 
 DEFAULT_IGNORE_LABELS: tuple[str, ...] = ("wall", "floor", "ceiling")
 MIN_REGION_SIZE = 100  # points; the ScanNet benchmark's minimum GT (and prediction) size

@@ -1,7 +1,7 @@
 """Exports of per-point instance labels for trainers and ScanNet's benchmark script. HDF5 stays canonical.
 
 Every export follows its consumer's own loading code (the files named in brackets), not ours; the
-tests restate those rules (``tests/export/consumer_rules.py``) and run our files through them.
+tests restate those rules (``tests/outputs/consumer_rules.py``) and run our files through them.
 
 Classes
     Every exported instance gets an NYU40 id that is one of the benchmark's 18 object classes
@@ -53,10 +53,10 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from pipeline.atomic import atomic_path, write_bytes
+from pipeline.io.atomic import atomic_path, write_bytes
 from pipeline.params import ExportParams
-from pipeline.nyu40 import NYU40_NAMES, SCANNET18_IDS, nyu40_id, nyu40_name
-from pipeline.ply import write_ply
+from pipeline.io.nyu40 import NYU40_NAMES, SCANNET18_IDS, nyu40_id, nyu40_name
+from pipeline.io.ply import write_ply
 
 UNLABELLED_COLOR = (160, 160, 160)
 AGNOSTIC_CLASS_NAME = "object"  # instance_class of unsupervised pseudo-labels

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.export import label_colors
-from pipeline.views import panel, render_labels, top_down_camera
+from pipeline.outputs.export import label_colors
+from pipeline.outputs.views import panel, render_labels, top_down_camera
 
 
 def pick_view_frames(valid: np.ndarray, n_views: int) -> np.ndarray:

@@ -9,7 +9,7 @@ import math
 import re
 from pathlib import Path
 
-from pipeline.atomic import write_text
+from pipeline.io.atomic import write_text
 
 METRIC_COLUMNS = ["ap", "ap50", "ap25", "n_pred", "n_gt"]
 OVERLAP_COLUMNS = ["object_point_accuracy", "point_accuracy", "mean_instance_accuracy"]

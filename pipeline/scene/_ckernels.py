@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pipeline.atomic import atomic_path
+from pipeline.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

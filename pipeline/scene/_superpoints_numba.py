@@ -1,5 +1,5 @@
 """The numba superpoint kernels: the fallback of the C kernels (``segmentator.c``) where no C
-compiler is found. The algorithm and every rounding step are described in ``pipeline.superpoints``;
+compiler is found. The algorithm and every rounding step are described in ``pipeline.scene.superpoints``;
 ``segmentator.c`` repeats these functions operation for operation (tests check both agree).
 
 Imported only when needed: importing numba and loading its cache costs about 0.6 s of CPU time.

@@ -21,7 +21,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from pipeline.params import FuseMeshParams
-from pipeline.scannet import pose_is_valid
+from pipeline.io.scannet import pose_is_valid
 
 log = logging.getLogger(__name__)
 

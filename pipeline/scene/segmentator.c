@@ -1,8 +1,8 @@
-/* The superpoint kernels of pipeline/superpoints.py in C: vertex normals, edge weights, the
+/* The superpoint kernels of pipeline/scene/superpoints.py in C: vertex normals, edge weights, the
  * libstdc++ std::sort replay and the Felzenszwalb-Huttenlocher merge, operation for operation as
  * the numba versions there (which stay as the fallback where no C compiler is found).
  *
- * Compiled on first use by pipeline/_ckernels.py (cc -O2 -shared -fPIC -ffp-contract=off) and
+ * Compiled on first use by pipeline/scene/_ckernels.py (cc -O2 -shared -fPIC -ffp-contract=off) and
  * loaded with ctypes, so `python -m pipeline superpoints` does not start numba (about 0.6 s of CPU
  * time: its import and type-context set-up). All arithmetic is float32 in the same order as the
  * numba code; floating-point contraction (FMA) is off, so results are bit-identical.

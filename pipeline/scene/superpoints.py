@@ -28,8 +28,8 @@ Point-cloud mode uses the same weight and merge on a symmetric k-nearest-neighbo
 normals (see ``segment_point_cloud``).
 
 The four loops (normals, weights, sort, merge) run as C (``segmentator.c``, compiled on first use
-by ``pipeline._ckernels``) or, where no C compiler is found, as the identical numba kernels of
-``pipeline._superpoints_numba``. The C path keeps numba out of the process: start-up is most of a
+by ``pipeline.scene._ckernels``) or, where no C compiler is found, as the identical numba kernels of
+``pipeline.scene._superpoints_numba``. The C path keeps numba out of the process: start-up is most of a
 ``python -m pipeline superpoints`` run, and numba's alone costs about 0.6 s of CPU time.
 """
 
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline._ckernels import library
+from pipeline.scene._ckernels import library
 
 DEFAULT_K_THRESH = 0.01
 DEFAULT_SEG_MIN_VERTS = 20
@@ -68,7 +68,7 @@ def segmentator_vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.nd
     _check_indices("face vertex", faces, len(vertices))
     lib = library()
     if lib is None:
-        from pipeline._superpoints_numba import _running_mean_face_normals
+        from pipeline.scene._superpoints_numba import _running_mean_face_normals
 
         return _running_mean_face_normals(vertices, faces)
     normals = np.zeros((len(vertices), 3), np.float32)
@@ -130,7 +130,7 @@ def edge_weights(
     _check_indices("edge vertex", edges, len(points))
     lib = library()
     if lib is None:
-        from pipeline._superpoints_numba import _normal_change_weights
+        from pipeline.scene._superpoints_numba import _normal_change_weights
 
         weights = _normal_change_weights(points, normals, edges)
     else:
@@ -159,7 +159,7 @@ def sort_like_cpp(weights: np.ndarray) -> np.ndarray:
     order = np.arange(len(keys), dtype=np.int32 if len(keys) < 2**31 else np.int64)
     lib = library()
     if lib is None or order.dtype != np.int32:
-        from pipeline._superpoints_numba import _introsort
+        from pipeline.scene._superpoints_numba import _introsort
 
         _introsort(keys, order)
     elif lib.introsort(_pointer(keys), _pointer(order), len(keys)) != 0:
@@ -198,7 +198,7 @@ def felzenszwalb_segments(
     _check_indices("order", order, len(edges))
     lib = library()
     if lib is None:
-        from pipeline._superpoints_numba import _felzenszwalb
+        from pipeline.scene._superpoints_numba import _felzenszwalb
 
         return _felzenszwalb(n_vertices, edges, weights, order, np.float32(k_thresh), int(seg_min_verts))
     order = np.ascontiguousarray(order, np.int32)
@@ -277,10 +277,10 @@ def segment_point_cloud(
 
     The graph is the symmetric k-nearest-neighbour graph (each pair once, directed low -> high
     index for the convexity test). Normals default to PCA normals over the same ``knn``
-    neighbours, oriented toward the bounding-box centre (``pipeline.geometry.point_cloud_normals``).
+    neighbours, oriented toward the bounding-box centre (``pipeline.scene.geometry.point_cloud_normals``).
     The weight and both merge passes are the mesh mode's; ``color_weight`` adds an RGB term.
     """
-    from pipeline.geometry import point_cloud_normals
+    from pipeline.scene.geometry import point_cloud_normals
 
     points = check_vertices(points, source)
     if normals is None:

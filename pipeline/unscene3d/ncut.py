@@ -9,7 +9,7 @@ average is binarised: W_ij = 1 where it exceeds ``tau_cut``, ``eps`` elsewhere (
 with both modalities, 0.55 with 3D only).
 
 Before the first cut, superpoints that features_3d flags as room structure (floor, walls,
-ceiling: planar superpoints whose plane bounds the scan, see pipeline/features/structure.py) are
+ceiling: planar superpoints whose plane bounds the scan, see pipeline/unscene3d/features/structure.py) are
 masked out (``structure: mask``), exactly as if an earlier iteration had segmented them: UnScene3D
 wants a sparse set of clean foreground masks, and without this the first cuts are the floor and
 the walls, and objects standing on them leak into those masks. ``structure: keep`` cuts them like

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline import __version__
-from pipeline.artifacts import FORMAT_VERSIONS, read_artifact, write_artifact
+from pipeline.io.artifacts import FORMAT_VERSIONS, read_artifact, write_artifact
 from pipeline.errors import ArtifactError
 
 
@@ -80,7 +80,7 @@ def test_killed_write_leaves_no_finished_looking_file(tmp_path):
     script = textwrap.dedent(
         f"""
         import os, signal, numpy as np
-        from pipeline import artifacts
+        from pipeline.io import artifacts
         real = artifacts._write_tree
         def write_then_die(group, arrays):
             real(group, arrays)
@@ -110,7 +110,7 @@ def test_params_attribute_is_json(tmp_path):
 
 
 def test_streamed_and_grown_datasets_read_back_like_written_ones(tmp_path):
-    from pipeline.artifacts import append_rows, artifact_writer, open_artifact
+    from pipeline.io.artifacts import append_rows, artifact_writer, open_artifact
 
     target = tmp_path / "tracks.h5"
     with artifact_writer(target, "tracks", params={"a": 1}) as out:
@@ -136,7 +136,7 @@ def test_streamed_and_grown_datasets_read_back_like_written_ones(tmp_path):
 
 
 def test_failed_streaming_write_leaves_nothing(tmp_path):
-    from pipeline.artifacts import artifact_writer
+    from pipeline.io.artifacts import artifact_writer
 
     with pytest.raises(RuntimeError):
         with artifact_writer(tmp_path / "tracks.h5", "tracks") as out:

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from pipeline.atomic import atomic_path, remove_stale_temporaries, write_text
+from pipeline.io.atomic import atomic_path, remove_stale_temporaries, write_text
 
 
 def test_a_failed_write_leaves_neither_the_file_nor_a_temporary(tmp_path):

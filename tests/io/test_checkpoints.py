@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from pipeline.checkpoints import check_state_dict, load_checked_state_dict, read_torch_file, require_checkpoint
+from pipeline.io.checkpoints import check_state_dict, load_checked_state_dict, read_torch_file, require_checkpoint
 from pipeline.errors import InputError
 
 

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.artifacts import read_artifact
+from pipeline.io.artifacts import read_artifact
 from pipeline.cli import main as cli_main
 from pipeline.commands.ingest import run_ingest
 from pipeline.errors import InputError
-from pipeline.ingest import box_instance_positions, ingest_scene
-from pipeline.nyu40 import SCANNET18_IDS
-from pipeline.ply import write_ply
+from pipeline.io.ingest import box_instance_positions, ingest_scene
+from pipeline.io.nyu40 import SCANNET18_IDS
+from pipeline.io.ply import write_ply
 
 K = np.array([[100.0, 0, 31.5, 0], [0, 100.0, 23.5, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
 
@@ -275,7 +275,7 @@ def test_redkitchen_ingests(redkitchen_dir, tmp_path):
 # ---------------------------------------------------------------------------------------------
 # Ground truth in the benchmark's txt format, NYU40 classes, boxes.json instance ids
 
-SCENE0000 = Path(__file__).resolve().parents[2] / "shared" / "data" / "scene0000_00"
+SCENE0000 = Path(__file__).resolve().parents[3] / "shared" / "data" / "scene0000_00"
 
 
 def test_box_instance_ids_map_to_gt_positions():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.ply import read_ply, write_ply
+from pipeline.io.ply import read_ply, write_ply
 
 
 def test_binary_round_trip(tmp_path):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipeline.resume import ResumeFolder, fingerprint, json_array
+from pipeline.io.resume import ResumeFolder, fingerprint, json_array
 
 
 def test_chunks_and_state_round_trip(tmp_path):
@@ -68,7 +68,7 @@ def test_unchunked_folder_keeps_everything_in_the_state(tmp_path):
 
 
 def test_run_settings_do_not_change_the_fingerprint(tmp_path):
-    from pipeline.resume import with_run_settings
+    from pipeline.io.resume import with_run_settings
 
     data = tmp_path / "in.bin"
     data.write_bytes(b"abc")

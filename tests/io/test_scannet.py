@@ -1,10 +1,10 @@
-"""Ground-truth readers of pipeline/scannet.py: the benchmark txt, ScanNet's label map, raw names."""
+"""Ground-truth readers of pipeline/io/scannet.py: the benchmark txt, ScanNet's label map, raw names."""
 
 import numpy as np
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.scannet import (
+from pipeline.io.scannet import (
     ground_truth_from_benchmark_values,
     nyu40_ids_of_labels,
     parse_benchmark_ground_truth,

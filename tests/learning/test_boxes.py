@@ -4,8 +4,8 @@ nested boxes, bad boxes, and the box_partition stage on hand-made scene.h5 files
 import numpy as np
 import pytest
 
-from pipeline.artifacts import read_artifact, write_artifact
-from pipeline.boxes import (
+from pipeline.io.artifacts import read_artifact, write_artifact
+from pipeline.learning.boxes import (
     AMBIGUOUS,
     BACKGROUND,
     box_volume,
@@ -106,7 +106,7 @@ def test_cli(tmp_path):
 
 
 def test_smallest_containing_box_by_hand():
-    from pipeline.boxes import smallest_containing_box
+    from pipeline.learning.boxes import smallest_containing_box
 
     # point 0 in boxes 0, 1 (box 1 smaller); point 2 in boxes 0, 2 of equal volume (lower index wins)
     points, boxes = np.array([0, 0, 2, 2]), np.array([0, 1, 0, 2])

@@ -7,17 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.artifacts import read_artifact, write_artifact
-from pipeline.boxes import AMBIGUOUS
+from pipeline.io.artifacts import read_artifact, write_artifact
+from pipeline.learning.boxes import AMBIGUOUS
 from pipeline.cli import main as cli_main
 from pipeline.commands.predict import run_predict
 from pipeline.commands.train import run_train, scene_inputs_from_dir
 from pipeline.errors import InputError
-from pipeline.ply import write_ply
-from pipeline.predict import masks_to_point_labels, predict_boxes
-from pipeline.train.beep3d import Beep3DConfig
+from pipeline.io.ply import write_ply
+from pipeline.learning.predict import masks_to_point_labels, predict_boxes
+from pipeline.learning.train.beep3d import Beep3DConfig
 
-from train.helpers import TINY_MODEL, gt_superpoint_masks, room_scene, write_room_artifacts
+from learning.train.helpers import TINY_MODEL, gt_superpoint_masks, room_scene, write_room_artifacts
 
 TRAIN = {"model": TINY_MODEL, "iterations": 2, "log_every": 0, "checkpoint_every": 0}
 
@@ -110,7 +110,7 @@ def test_point_cloud_with_boxes_json_runs_box_mode_through_the_cli(tmp_path):
 
 
 def test_input_mask_scores_by_hand():
-    from pipeline.predict import input_mask_scores
+    from pipeline.learning.predict import input_mask_scores
 
     sp_size = np.array([1.0, 1.0, 2.0])
     probs = np.array([[1.0, 1.0, 0.0], [0.0, 0.5, 1.0]])  # two queries over three superpoints
@@ -146,8 +146,8 @@ def test_unsupervised_labels_keep_the_input_masks_an_untrained_model_would_lose(
 
 
 def test_new_masks_rank_after_the_inputs_so_the_labels_score_at_least_the_inputs():
-    from pipeline.evaluate import instance_ap_from_labels
-    from pipeline.predict import with_input_masks
+    from pipeline.outputs.evaluate import instance_ap_from_labels
+    from pipeline.learning.predict import with_input_masks
 
     # 4 superpoints of 100 points each; GT: objects on superpoints 0 and 2, wall on 1.
     point_superpoint = np.repeat(np.arange(4), 100)
@@ -182,9 +182,9 @@ def test_a_self_training_round_on_a_real_crop_does_not_lower_ap50(scene0000_dir,
     from pipeline.commands.ingest import run_ingest
     from pipeline.commands.ncut import run_ncut
     from pipeline.commands.superpoints import run_superpoints
-    from pipeline.ply import read_ply
-    from pipeline.resume import without_run_settings
-    from pipeline.train.data import SceneInputs
+    from pipeline.io.ply import read_ply
+    from pipeline.io.resume import without_run_settings
+    from pipeline.learning.train.data import SceneInputs
 
     cloud = read_ply(scene0000_dir / "points.ply")
     values = np.loadtxt(scene0000_dir / "scene0000_00.txt", dtype=np.int64)
@@ -195,7 +195,7 @@ def test_a_self_training_round_on_a_real_crop_does_not_lower_ap50(scene0000_dir,
     write_ply(crop / "points.ply", cloud.vertices[keep], cloud.colors[keep])
     np.savetxt(crop / "crop.txt", values[keep], fmt="%d")
 
-    config = yaml.safe_load((Path(__file__).parents[1] / "config.yaml").read_text())
+    config = yaml.safe_load((Path(__file__).parents[2] / "config.yaml").read_text())
 
     def stage(name):
         return without_run_settings(dict(config.get(name) or {}))

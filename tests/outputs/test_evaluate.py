@@ -1,4 +1,4 @@
-"""Tests for pipeline.evaluate (instance AP, overlap accuracy) and the evaluate command."""
+"""Tests for pipeline.outputs.evaluate (instance AP, overlap accuracy) and the evaluate command."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.artifacts import read_artifact, write_artifact
+from pipeline.io.artifacts import read_artifact, write_artifact
 from pipeline.cli import main
 from pipeline.commands.evaluate import run_evaluate
 from pipeline.commands.ingest import run_ingest
-from pipeline.evaluate import (
+from pipeline.outputs.evaluate import (
     FALSE_POSITIVE,
     IOU_THRESHOLDS_TO_095,
     NO_BOX,
@@ -34,7 +34,7 @@ from pipeline.evaluate import (
     precision_recall,
     resolve_gt_classes,
 )
-from pipeline.summary import conventions_by_scene, write_summary
+from pipeline.outputs.summary import conventions_by_scene, write_summary
 
 
 def _mask(n: int, *ranges: tuple[int, int]) -> np.ndarray:
@@ -493,7 +493,7 @@ def test_scene_without_nyu40_ids_scores_all_objects_and_refuses_scannet18(tmp_pa
     assert "old.h5" in err and "gt/instance_nyu40" in err
 
 
-SCENE0000 = Path(__file__).resolve().parents[2] / "shared" / "data" / "scene0000_00"
+SCENE0000 = Path(__file__).resolve().parents[3] / "shared" / "data" / "scene0000_00"
 
 
 def test_scene0000_00_ground_truth_as_prediction_under_both_conventions(tmp_path):

@@ -1,4 +1,4 @@
-"""Exports checked against their consumers' own rules (restated in tests/export/consumer_rules.py)."""
+"""Exports checked against their consumers' own rules (restated in tests/outputs/consumer_rules.py)."""
 
 import logging
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from export.consumer_rules import (
+from outputs.consumer_rules import (
     BENCHMARK_CLASS_IDS,
     MASK3D_CLASS_IGNORE,
     benchmark_ground_truth,
@@ -17,12 +17,12 @@ from export.consumer_rules import (
     load_spformer,
     read_benchmark_predictions,
 )
-from pipeline.artifacts import write_artifact
+from pipeline.io.artifacts import write_artifact
 from pipeline.cli import main as cli_main
 from pipeline.commands.export import export_paths, run_export
 from pipeline.errors import InputError
-from pipeline.evaluate import instance_ap, instance_ap_from_labels
-from pipeline.export import (
+from pipeline.outputs.evaluate import instance_ap, instance_ap_from_labels
+from pipeline.outputs.export import (
     AGNOSTIC_NYU40_ID,
     box_class_ids,
     class_agnostic_ground_truth,
@@ -40,7 +40,7 @@ from pipeline.export import (
     write_scannet_benchmark,
     write_spformer,
 )
-from pipeline.ply import read_ply
+from pipeline.io.ply import read_ply
 
 SCENE = "scene0000_00"
 
@@ -93,7 +93,7 @@ def test_unknown_box_label_is_an_error_naming_the_box(tmp_path):
     with pytest.raises(ValueError, match=r"box 0 has label 'thing' \(mapped to 'stuff' by class_map\)"):
         box_class_ids(["thing"], {"THING": "stuff"})
     # through the command: the error names the labels file and the box
-    from train.helpers import write_room_artifacts
+    from learning.train.helpers import write_room_artifacts
 
     folder = write_room_artifacts(tmp_path / "room", seed=0, preset="tiny", with_boxes=False)
     _write_labels(folder, np.zeros(_n_points(folder), np.int32), ["gizmo"], mode="box")
@@ -271,7 +271,7 @@ def test_benchmark_txt_of_boxes_carries_their_classes(tmp_path):
 
 
 def _n_points(folder) -> int:
-    from pipeline.artifacts import read_artifact
+    from pipeline.io.artifacts import read_artifact
 
     return len(read_artifact(folder / "scene.h5", "scene")["vertices"])
 
@@ -286,14 +286,14 @@ def _write_labels(folder, point_instance, classes, mode):
 @pytest.fixture(scope="module")
 def room_exports(tmp_path_factory):
     """Two generated rooms (as the demo makes them), one with box-mode labels, one class-agnostic."""
-    from train.helpers import room_scene, write_room_artifacts
+    from learning.train.helpers import room_scene, write_room_artifacts
 
     root = tmp_path_factory.mktemp("rooms")
     folders = {}
     for seed, mode in ((0, "box"), (1, "unsupervised")):
         folder = write_room_artifacts(root / f"room{seed}", seed=seed, preset="tiny")
         scene, _, gt_box = room_scene(seed, "tiny")
-        from pipeline.artifacts import read_artifact
+        from pipeline.io.artifacts import read_artifact
 
         labels = read_artifact(folder / "scene.h5", "scene")["boxes/label"]
         classes = list(labels) if mode == "box" else ["object"] * len(labels)

@@ -1,7 +1,7 @@
 import numpy as np
 
-from pipeline.report import pick_view_frames
-from pipeline.views import render_points, top_down_camera
+from pipeline.outputs.report import pick_view_frames
+from pipeline.outputs.views import render_points, top_down_camera
 
 
 def test_pick_view_frames_spreads_over_valid_frames():

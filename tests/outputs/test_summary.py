@@ -1,6 +1,6 @@
 import json
 
-from pipeline.summary import read_benchmark, write_summary
+from pipeline.outputs.summary import read_benchmark, write_summary
 
 
 def test_summary_tables_from_metrics_and_benchmarks(tmp_path):

@@ -8,8 +8,8 @@ from scipy.sparse.csgraph import connected_components
 
 from pipeline.commands.fuse_mesh import ScanNetFrames, run_fuse_mesh
 from pipeline.errors import InputError
-from pipeline.fusion import ArrayFrames, chamfer_distance, fuse_tsdf
-from pipeline.ply import read_ply
+from pipeline.scene.fusion import ArrayFrames, chamfer_distance, fuse_tsdf
+from pipeline.io.ply import read_ply
 
 K = np.array([[100.0, 0, 31.5], [0, 100.0, 23.5], [0, 0, 1]])
 SIZE = (64, 48)  # width, height

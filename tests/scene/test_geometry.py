@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipeline.geometry import instance_boxes, mesh_vertex_normals, points_in_boxes, scale_intrinsics
+from pipeline.scene.geometry import instance_boxes, mesh_vertex_normals, points_in_boxes, scale_intrinsics
 
 
 def test_points_in_boxes_is_inclusive():

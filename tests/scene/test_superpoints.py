@@ -8,13 +8,13 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline import superpoints as sp
-from pipeline.artifacts import read_artifact, write_artifact
+from pipeline.scene import superpoints as sp
+from pipeline.io.artifacts import read_artifact, write_artifact
 from pipeline.cli import main as cli_main
 from pipeline.commands.superpoints import read_segs_json, run_superpoints
 from pipeline.errors import InputError
-from pipeline.geometry import mesh_vertex_normals, point_cloud_normals
-from pipeline.ply import read_ply, write_ply
+from pipeline.scene.geometry import mesh_vertex_normals, point_cloud_normals
+from pipeline.io.ply import read_ply, write_ply
 
 
 def grid_patch(origin, u, v, n, offset=0):
@@ -124,7 +124,7 @@ def test_sort_like_cpp_sorts_and_permutes():
 
 
 def test_heap_sort_fallback_sorts_with_ties():
-    from pipeline._superpoints_numba import _heap_sort
+    from pipeline.scene._superpoints_numba import _heap_sort
 
     rng = np.random.default_rng(1)
     keys = rng.integers(0, 5, 999).astype(np.float32)
@@ -145,7 +145,7 @@ def test_heap_sort_fallback_sorts_with_ties():
 
 
 def c_kernels():
-    from pipeline._ckernels import library
+    from pipeline.scene._ckernels import library
 
     lib = library()
     if lib is None:
@@ -174,7 +174,7 @@ def _random_mesh(seed, n_vertices=400, n_faces=900):
 
 def test_c_and_numba_kernels_are_identical():
     c_kernels()
-    import pipeline._superpoints_numba as nb
+    import pipeline.scene._superpoints_numba as nb
 
     for seed in range(3):
         vertices, faces = _random_mesh(seed)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline.keyframes import rotation_angle_deg, select_keyframes
+from pipeline.tracking.keyframes import rotation_angle_deg, select_keyframes
 
 
 def poses_along_x(steps):

@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from pipeline.artifacts import read_artifact
+from pipeline.io.artifacts import read_artifact
 from pipeline.commands.ingest import run_ingest
 from pipeline.commands.keyframe_masks import read_masks2d, run_keyframe_masks
 from pipeline.commands.lift import run_lift
 from pipeline.commands.superpoints import run_superpoints
 from pipeline.commands.track import run_track
-from pipeline.evaluate import instance_ap_from_labels
-from pipeline.lift import (MaskView, Votes, View, count_pairs, instances_from_superpoints, lift_independent,
+from pipeline.outputs.evaluate import instance_ap_from_labels
+from pipeline.tracking.lift import (MaskView, Votes, View, count_pairs, instances_from_superpoints, lift_independent,
                            lift_raw_views, lift_views, superpoint_labels)
 from pipeline.synth import write_synthetic_scene
 from pipeline.tracking.frames import Camera, SceneFrames
@@ -134,7 +134,7 @@ def test_lift_command_stores_raw_single_view_masks_that_match_the_2d_masks(room,
     """Oracle 2D masks (one per object a keyframe shows, no noise) lifted without tracking: each raw
     mask's points are the object its pixels show (ground truth), the rows trace back to masks2d.h5,
     and training reads them as the raw_views source."""
-    from pipeline.train.data import SceneInputs, load_scene, view_crop
+    from pipeline.learning.train.data import SceneInputs, load_scene, view_crop
 
     params = {"generator": "oracle", "keyframes": {"stride": 6}, "min_mask_area": 20}
     run_keyframe_masks(room / "scene.h5", tmp_path / "m.h5", params)

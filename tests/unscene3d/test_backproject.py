@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.backproject import (
+from pipeline.unscene3d.backproject import (
     Cameras,
     FeatureBatch,
     FrameBatch,

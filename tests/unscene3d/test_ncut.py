@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sparse
 
-from pipeline.artifacts import read_artifact, write_artifact
+from pipeline.io.artifacts import read_artifact, write_artifact
 from pipeline.commands.ncut import run_ncut
 from pipeline.errors import InputError
-from pipeline.ply import write_ply
-from pipeline.ncut import (
+from pipeline.io.ply import write_ply
+from pipeline.unscene3d.ncut import (
     Modality,
     affinity_rows,
     binarised_affinity,

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from pipeline.devices import resolve_device  # noqa: F401  (also imported from here)
-from pipeline.model.backbone import SparseUNet, voxel_mean, voxelize
-from pipeline.model.decoder import LayerOutput, QueryDecoder
+from pipeline.learning.model.backbone import SparseUNet, voxel_mean, voxelize
+from pipeline.learning.model.decoder import LayerOutput, QueryDecoder
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Notation of the paper (Yoo et al., 2025, arXiv 2510.12182):
 - P^l: points inside exactly one box (label known); P^u: points inside several boxes.
-- Teacher = EMA of the student (``pipeline.train.ema``). Its position queries start at N_Q
+- Teacher = EMA of the student (``pipeline.learning.train.ema``). Its position queries start at N_Q
   farthest-point samples P_fps, which attend to the box centres C: Q_p = softmax(P_fps C^T) C
   (Eq. 5), and are re-projected onto the centres the same way after every decoder layer (Eq. 6).
 - rho = sigmoid(Q_c F^T) (Eq. 2): similarity of the teacher's final content queries to the
@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from pipeline.boxes import BACKGROUND, smallest_containing_box
-from pipeline.model.net import InstanceNet, NetOutput, SceneTensors
-from pipeline.train import losses
-from pipeline.train.matching import Matching, MatchWeights, match
+from pipeline.learning.boxes import BACKGROUND, smallest_containing_box
+from pipeline.learning.model.net import InstanceNet, NetOutput, SceneTensors
+from pipeline.learning.train import losses
+from pipeline.learning.train.matching import Matching, MatchWeights, match
 
 
 # ---------------------------------------------------------------------------------------------

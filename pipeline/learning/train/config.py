@@ -9,11 +9,11 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, fields
 
-from pipeline.model.net import MODEL_PRESETS, ModelConfig
-from pipeline.train.beep3d import Beep3DConfig, LossWeights
-from pipeline.train.matching import MatchWeights
-from pipeline.train.modes import MODES
-from pipeline.train.selftrain import FILE_SOURCES, SOURCES, VIEW_SOURCES, SelfTrainConfig
+from pipeline.learning.model.net import MODEL_PRESETS, ModelConfig
+from pipeline.learning.train.beep3d import Beep3DConfig, LossWeights
+from pipeline.learning.train.matching import MatchWeights
+from pipeline.learning.train.modes import MODES
+from pipeline.learning.train.selftrain import FILE_SOURCES, SOURCES, VIEW_SOURCES, SelfTrainConfig
 
 DEFAULT_PARAMS: dict = {
     "mode": "auto",  # auto: box where every scene has boxes, else unsupervised
@@ -255,7 +255,7 @@ def _dataclass_from(cls, values: dict, section: str):
 
 
 def _loss_weights(values: dict) -> LossWeights:
-    from pipeline.train.losses import FEATURE_FORMS
+    from pipeline.learning.train.losses import FEATURE_FORMS
 
     weights = _dataclass_from(LossWeights, values, "loss")
     if weights.feature_form not in FEATURE_FORMS:

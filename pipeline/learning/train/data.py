@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import read_artifact
-from pipeline.boxes import BACKGROUND, box_volume
+from pipeline.io.artifacts import read_artifact
+from pipeline.learning.boxes import BACKGROUND, box_volume
 from pipeline.errors import InputError
-from pipeline.train.beep3d import SceneBoxes, box_point_fractions
-from pipeline.train.selftrain import label_fractions
+from pipeline.learning.train.beep3d import SceneBoxes, box_point_fractions
+from pipeline.learning.train.selftrain import label_fractions
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +265,7 @@ def view_crop(scene: TrainScene, views: ViewMasks, view: int) -> tuple[TrainScen
 def scene_from_arrays(name: str, points, colors, normals, point_superpoint=None, box_min=None, box_max=None,
                       box_labels_=None, label_index: dict[str, int] | None = None, sources: dict | None = None) -> TrainScene:
     """A TrainScene from in-memory arrays (tests, benchmarks, notebooks): boxes are partitioned here."""
-    from pipeline.boxes import partition_points
+    from pipeline.learning.boxes import partition_points
 
     points = np.asarray(points, np.float32)
     point_superpoint = grid_superpoints(points) if point_superpoint is None else np.asarray(point_superpoint, np.int64)

@@ -1,7 +1,7 @@
 """The training loop: phases of steps, one scene (or one view of a scene) per step, or
 ``train.batch_size`` of them (gradients averaged over the batch), with checkpoints that can be
 resumed exactly. Under torchrun each rank trains on its share of every step's batch and the
-ranks average their gradients (``pipeline.train.distributed``).
+ranks average their gradients (``pipeline.learning.train.distributed``).
 
 Every random choice of step t (which scene, which augmentation) comes from a generator seeded
 by (seed, phase, step) (and the sample's place in the batch), so a run resumed from a checkpoint
@@ -29,13 +29,13 @@ import numpy as np
 import torch
 
 from pipeline import __version__
-from pipeline.checkpoints import read_torch_file
+from pipeline.io.checkpoints import read_torch_file
 from pipeline.errors import InputError
-from pipeline.model.net import InstanceNet, ModelConfig, SceneTensors, prepare_scene, resolve_device
-from pipeline.train.beep3d import beep3d_losses, box_query_coords, initial_query_coords, teacher_pseudo_masks
-from pipeline.train.config import Phase, TrainConfig
-from pipeline.train import distributed
-from pipeline.train.data import (
+from pipeline.learning.model.net import InstanceNet, ModelConfig, SceneTensors, prepare_scene, resolve_device
+from pipeline.learning.train.beep3d import beep3d_losses, box_query_coords, initial_query_coords, teacher_pseudo_masks
+from pipeline.learning.train.config import Phase, TrainConfig
+from pipeline.learning.train import distributed
+from pipeline.learning.train.data import (
     SceneStore,
     TrainScene,
     box_anchor,
@@ -45,8 +45,8 @@ from pipeline.train.data import (
     target_anchor,
     view_crop,
 )
-from pipeline.train.ema import ema_decay, ema_update, make_teacher
-from pipeline.train.selftrain import (
+from pipeline.learning.train.ema import ema_decay, ema_update, make_teacher
+from pipeline.learning.train.selftrain import (
     VIEW_SOURCES,
     file_targets,
     novel_masks,
@@ -75,7 +75,7 @@ def one_cycle_lr(step: int, total: int, max_lr: float, pct_start: float, div: fl
 
 def atomic_torch_save(obj, path: str | os.PathLike) -> Path:
     """torch.save to a temporary file beside ``path``, renamed into place when complete."""
-    from pipeline.atomic import atomic_path
+    from pipeline.io.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)

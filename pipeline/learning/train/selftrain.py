@@ -25,10 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pipeline.model.net import NetOutput, SceneTensors
-from pipeline.train import losses
-from pipeline.train.beep3d import LossWeights, mask_set_losses
-from pipeline.train.matching import MatchWeights
+from pipeline.learning.model.net import NetOutput, SceneTensors
+from pipeline.learning.train import losses
+from pipeline.learning.train.beep3d import LossWeights, mask_set_losses
+from pipeline.learning.train.matching import MatchWeights
 
 SOURCES = ("ncut", "lifted", "lifted_views", "raw_views", "predicted")
 VIEW_SOURCES = ("lifted_views", "raw_views")  # trained on one view's crop at a time

@@ -3,7 +3,7 @@
 A generator turns one frame (colour at the working resolution, plus what the frame knows about
 itself: its depth, its index, the scene folder) into a :class:`MaskSet`: binary masks, which may
 overlap, each with a score. Generators are built from the stage's config by :func:`build_generator`;
-learned ones load their weights through :func:`load_state_dict_strict` (pipeline/checkpoints.py
+learned ones load their weights through :func:`load_state_dict_strict` (pipeline/io/checkpoints.py
 underneath), which refuses a checkpoint that does not fit the architecture and names the file and
 the offending keys.
 """
@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from pipeline.checkpoints import load_checked_state_dict, read_torch_file
+from pipeline.io.checkpoints import load_checked_state_dict, read_torch_file
 from pipeline.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -82,10 +82,10 @@ class MaskGenerator(ABC):
 
 # name -> "module:Class"; imported lazily so the weight-free path never imports torch.
 GENERATORS = {
-    "sam": "pipeline.masks2d.sam:SamGenerator",
-    "sam2": "pipeline.masks2d.sam2_amg:Sam2Generator",
-    "felzenszwalb": "pipeline.masks2d.felzenszwalb:FelzenszwalbGenerator",
-    "oracle": "pipeline.masks2d.oracle:OracleGenerator",
+    "sam": "pipeline.tracking.masks2d.sam:SamGenerator",
+    "sam2": "pipeline.tracking.masks2d.sam2_amg:Sam2Generator",
+    "felzenszwalb": "pipeline.tracking.masks2d.felzenszwalb:FelzenszwalbGenerator",
+    "oracle": "pipeline.tracking.masks2d.oracle:OracleGenerator",
 }
 
 
@@ -161,7 +161,7 @@ def clean_masks(masks: MaskSet, min_area: int, tau_contain: float, keep: str, ma
 
     The cap keeps the masks that containment prefers (e.g. the largest for keep="larger").
     """
-    from pipeline.masks2d.containment import containment_filter, preference_order
+    from pipeline.tracking.masks2d.containment import containment_filter, preference_order
 
     n_raw = len(masks)
     big = masks.areas >= max(min_area, 1)

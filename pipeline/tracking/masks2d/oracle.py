@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.masks2d.base import FrameInput, MaskGenerator, MaskSet
+from pipeline.tracking.masks2d.base import FrameInput, MaskGenerator, MaskSet
 from pipeline.params import ORACLE_MASKS
 
 # The defaults are defined once, in pipeline/params.py.

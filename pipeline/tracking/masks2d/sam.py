@@ -13,9 +13,9 @@ import logging
 
 import numpy as np
 
-from pipeline.checkpoints import require_checkpoint
+from pipeline.io.checkpoints import require_checkpoint
 from pipeline.devices import resolve_device
-from pipeline.masks2d.base import FrameInput, MaskGenerator, MaskSet, load_state_dict_strict
+from pipeline.tracking.masks2d.base import FrameInput, MaskGenerator, MaskSet, load_state_dict_strict
 
 log = logging.getLogger(__name__)
 

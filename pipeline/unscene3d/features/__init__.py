@@ -1,6 +1,6 @@
 """Feature backends for UnScene3D's pseudo masks.
 
-2D (per-pixel maps of colour images, lifted to points by ``pipeline.backproject``):
+2D (per-pixel maps of colour images, lifted to points by ``pipeline.unscene3d.backproject``):
   ``dino``  — self-supervised DINO ViT-S/8 (timm), loaded from the official checkpoint format.
   ``color`` — weight-free baseline: Lab colour and local colour statistics.
 3D (per point):

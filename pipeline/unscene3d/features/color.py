@@ -7,7 +7,7 @@ nothing about objects. Each pixel of the (downscaled) colour image is described 
 
 (each group scaled by its weight), then embedded with random Fourier features so that the cosine
 similarity of averaged features approximates a Gaussian-kernel similarity of colour distributions
-(see ``pipeline.features.fourier``). Deterministic: the projection is fixed by ``seed``.
+(see ``pipeline.unscene3d.features.fourier``). Deterministic: the projection is fixed by ``seed``.
 
 A scene without frames (a coloured point cloud) gets the same descriptor from its points' own
 colours (``point_color_features``): the window becomes the ``point_neighbours`` nearest points, and
@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.backproject import FeatureBatch
-from pipeline.features.fourier import random_fourier_features
+from pipeline.unscene3d.backproject import FeatureBatch
+from pipeline.unscene3d.features.fourier import random_fourier_features
 from pipeline.params import HANDCRAFTED_2D
 
 # The defaults are defined once, in pipeline/params.py.

@@ -17,7 +17,7 @@ Checkpoint format (this project's; ``save_csc_checkpoint`` writes it)::
 
 Loading is strict (missing, unexpected and mis-shaped keys are listed). The released CSC weights
 are a MinkowskiEngine model: ``python -m pipeline convert-csc RELEASED.pth --out csc_spconv.pth``
-(``pipeline/features/csc_convert.py``) writes them in this format, and ``load_csc_checkpoint``
+(``pipeline/unscene3d/features/csc_convert.py``) writes them in this format, and ``load_csc_checkpoint``
 also converts such a file on load. ``arch.normalize_output`` scales the final features to unit
 length, as CSC's pre-training model does (``net.normalize_feature``).
 
@@ -37,9 +37,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.atomic import atomic_path
+from pipeline.io.atomic import atomic_path
 from pipeline.errors import InputError
-from pipeline.checkpoints import load_checked_state_dict, read_torch_file, require_checkpoint
+from pipeline.io.checkpoints import load_checked_state_dict, read_torch_file, require_checkpoint
 from pipeline.params import CSC
 
 log = logging.getLogger(__name__)
@@ -195,7 +195,7 @@ def load_csc_checkpoint(path: str | os.PathLike | None) -> tuple[Res16UNet, Res1
     converter's defaults (see ``csc_convert``); ``convert-csc`` does it once, ahead of time."""
     path = require_checkpoint(path, "CSC", "features_3d.csc.checkpoint")
     content = read_torch_file(path)
-    from pipeline.features import csc_convert
+    from pipeline.unscene3d.features import csc_convert
 
     if not (isinstance(content, dict) and content.get("format") == CHECKPOINT_FORMAT) \
             and csc_convert.is_minkowski_checkpoint(content):
@@ -205,7 +205,7 @@ def load_csc_checkpoint(path: str | os.PathLike | None) -> tuple[Res16UNet, Res1
     if not isinstance(content, dict) or not {"format", "state_dict", "arch"} <= set(content) \
             or content["format"] != CHECKPOINT_FORMAT:
         raise InputError(path, f"not a {CHECKPOINT_FORMAT!r} checkpoint: expected keys 'format', 'version', 'arch', "
-                               f"'state_dict' (found {found}); see pipeline/features/csc.py")
+                               f"'state_dict' (found {found}); see pipeline/unscene3d/features/csc.py")
     if int(content.get("version", -1)) != CHECKPOINT_VERSION:
         raise InputError(path, f"checkpoint version {content.get('version')} is not {CHECKPOINT_VERSION}")
     arch = Res16UNetArch.from_dict(dict(content["arch"]), path)

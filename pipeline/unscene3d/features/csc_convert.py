@@ -3,7 +3,7 @@
 Contrastive Scene Contexts publishes its pre-trained Res16UNet34C as a PyTorch checkpoint of a
 MinkowskiEngine model (``{'state_dict': ..., 'optimizer': ..., ...}``; keys such as
 ``conv0p1s1.kernel``, ``bn0.bn.weight``, ``block1.0.conv1.kernel``, ``convtr4p16s2.kernel``,
-``final.kernel``). This module maps such a state dict onto :class:`pipeline.features.csc.Res16UNet`:
+``final.kernel``). This module maps such a state dict onto :class:`pipeline.unscene3d.features.csc.Res16UNet`:
 
 * names: ``conv0p1s1`` -> ``conv0``, ``conv{l}p{s}s2`` -> ``down.{l-1}``, ``bn{l}`` -> ``down_norm.{l-1}``,
   ``block{l}`` -> ``encoder.{l-1}`` (l <= 4) or ``decoder.{l-5}``, ``convtr{l}p{s}s2`` -> ``up.{l-4}``,
@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.checkpoints import load_checked_state_dict, read_torch_file
+from pipeline.io.checkpoints import load_checked_state_dict, read_torch_file
 from pipeline.errors import InputError
-from pipeline.features.csc import Res16UNet, Res16UNetArch, save_csc_checkpoint
-from pipeline.features.minkowski_reference import hybrid_offsets, hypercube_offsets
+from pipeline.unscene3d.features.csc import Res16UNet, Res16UNetArch, save_csc_checkpoint
+from pipeline.unscene3d.features.minkowski_reference import hybrid_offsets, hypercube_offsets
 
 log = logging.getLogger(__name__)
 

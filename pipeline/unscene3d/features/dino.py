@@ -26,8 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.backproject import FeatureBatch
-from pipeline.checkpoints import load_checked_state_dict, read_torch_file, require_checkpoint
+from pipeline.unscene3d.backproject import FeatureBatch
+from pipeline.io.checkpoints import load_checked_state_dict, read_torch_file, require_checkpoint
 from pipeline.errors import InputError
 from pipeline.params import DINO
 

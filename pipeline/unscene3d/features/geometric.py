@@ -3,7 +3,7 @@
 A *baseline* for the CSC network: it can describe local surface shape (FPFH from open3d, built on
 the scene's own normals), orientation (the normal), height above the lowest part of the scene
 along ``up_axis`` and position. Each group is scaled by its weight and the concatenation is
-embedded with random Fourier features (``pipeline.features.fourier``), so the cosine similarity
+embedded with random Fourier features (``pipeline.unscene3d.features.fourier``), so the cosine similarity
 of superpoint means approximates a Gaussian-kernel similarity of their point descriptors.
 
 Default weights come from the synthetic rooms (benchmarks/ncut.py): position and height alone gave
@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipeline.features.fourier import random_fourier_features
+from pipeline.unscene3d.features.fourier import random_fourier_features
 from pipeline.params import HANDCRAFTED_3D
 
 # The defaults are defined once, in pipeline/params.py.

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from pipeline.model.backbone import SparseUNet, voxel_mean, voxelize
+from pipeline.learning.model.backbone import SparseUNet, voxel_mean, voxelize
 
 
 def test_voxelize_hand_made():

@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from pipeline.model.decoder import QueryDecoder, RelativeCrossAttention, fourier_encoding
+from pipeline.learning.model.decoder import QueryDecoder, RelativeCrossAttention, fourier_encoding
 
 
 def test_fourier_encoding_hand_values():

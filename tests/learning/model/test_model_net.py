@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.model.net import MODEL_PRESETS, InstanceNet, ModelConfig, prepare_scene
+from pipeline.learning.model.net import MODEL_PRESETS, InstanceNet, ModelConfig, prepare_scene
 
 
 def _scene():

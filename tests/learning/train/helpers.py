@@ -6,9 +6,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from pipeline.geometry import mesh_vertex_normals
-from pipeline.superpoints import relabel_consecutive, segment_mesh
-from pipeline.train.data import TrainScene, scene_from_arrays
+from pipeline.scene.geometry import mesh_vertex_normals
+from pipeline.scene.superpoints import relabel_consecutive, segment_mesh
+from pipeline.learning.train.data import TrainScene, scene_from_arrays
 
 # A model small enough for unit tests (a few hundred ms per step on one core).
 TINY_MODEL = {"voxel_size": 0.08, "channels": [8, 16], "blocks": 1, "hidden": 32, "heads": 2, "ffn": 32, "layers": 2,
@@ -43,7 +43,7 @@ def room_scene(seed: int = 0, preset: str = "tiny", with_boxes: bool = True) -> 
 
 def gt_superpoint_masks(scene: TrainScene, gt_box: np.ndarray) -> np.ndarray:
     """(K, S) fraction of each superpoint in each GT object (a stand-in for NCut masks)."""
-    from pipeline.train.selftrain import label_fractions
+    from pipeline.learning.train.selftrain import label_fractions
 
     return label_fractions(gt_box, scene.point_superpoint, scene.sp_size, int(gt_box.max()) + 1)
 
@@ -53,7 +53,7 @@ def write_room_artifacts(folder, seed: int = 0, preset: str = "tiny", with_boxes
     room, written directly from the room's arrays (no rendering, so it is fast)."""
     from pathlib import Path
 
-    from pipeline.artifacts import write_artifact
+    from pipeline.io.artifacts import write_artifact
     from pipeline.commands.box_partition import run_box_partition
 
     folder = Path(folder)

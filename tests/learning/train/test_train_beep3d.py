@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.boxes import AMBIGUOUS, BACKGROUND
-from pipeline.model.net import InstanceNet, prepare_scene
-from pipeline.train.beep3d import (
+from pipeline.learning.boxes import AMBIGUOUS, BACKGROUND
+from pipeline.learning.model.net import InstanceNet, prepare_scene
+from pipeline.learning.train.beep3d import (
     Beep3DConfig,
     LossWeights,
     SceneBoxes,
@@ -25,10 +25,10 @@ from pipeline.train.beep3d import (
     rescue_empty_boxes,
     teacher_pseudo_masks,
 )
-from pipeline.train.config import resolve
-from pipeline.train.ema import make_teacher
+from pipeline.learning.train.config import resolve
+from pipeline.learning.train.ema import make_teacher
 
-from train.helpers import TINY_MODEL, room_scene
+from learning.train.helpers import TINY_MODEL, room_scene
 
 
 def test_farthest_point_sample():
@@ -200,12 +200,12 @@ def test_teacher_beats_the_smallest_box_rule_on_a_real_crop(scene0000_dir):
     """A corner of the real scan scene0000_00: a curtain box that takes in part of a cabinet box.
     The smallest-box rule gives the cabinet 80 % of the curtain's points there; the teacher has to
     do better than the rule on those points (scored against the scan's ground truth)."""
-    from pipeline.boxes import box_volume, partition_points, smallest_box_assignment
-    from pipeline.ingest import ingest_scene
-    from pipeline.predict import predict_boxes
-    from pipeline.superpoints import relabel_consecutive, segment_point_cloud
-    from pipeline.train.data import scene_from_arrays
-    from pipeline.train.loop import Trainer
+    from pipeline.learning.boxes import box_volume, partition_points, smallest_box_assignment
+    from pipeline.io.ingest import ingest_scene
+    from pipeline.learning.predict import predict_boxes
+    from pipeline.scene.superpoints import relabel_consecutive, segment_point_cloud
+    from pipeline.learning.train.data import scene_from_arrays
+    from pipeline.learning.train.loop import Trainer
 
     arrays = ingest_scene(scene0000_dir).arrays
     lo, hi = np.array([-3.7, 1.0, -0.1]), np.array([-1.9, 3.4, 2.5])

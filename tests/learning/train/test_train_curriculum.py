@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.train.config import CURRICULUM, resolve
-from pipeline.train.data import ViewMasks, scene_from_arrays, view_crop
-from pipeline.train.loop import Trainer
-from pipeline.train.selftrain import label_fractions
+from pipeline.learning.train.config import CURRICULUM, resolve
+from pipeline.learning.train.data import ViewMasks, scene_from_arrays, view_crop
+from pipeline.learning.train.loop import Trainer
+from pipeline.learning.train.selftrain import label_fractions
 
-from train.helpers import TINY_MODEL, gt_superpoint_masks, room_scene
+from learning.train.helpers import TINY_MODEL, gt_superpoint_masks, room_scene
 
 TINY = {"model": TINY_MODEL, "log_every": 0, "checkpoint_every": 0}
 
@@ -107,7 +107,7 @@ def test_single_view_stage_trains_on_raw_view_crops_and_is_skipped_without_them(
 def test_full_scene_stage_learns_predictions_alone_or_added_to_the_files(monkeypatch, full_scene, n_file_masks, n_added):
     """Stage 3 as the paper: the model's confident predictions are the only targets (also those an
     NCut mask already covers); the option keeps the NCut masks and adds only new predictions."""
-    import pipeline.train.loop as loop
+    import pipeline.learning.train.loop as loop
 
     scene, _, gt_box = room_scene(0, "tiny", with_boxes=False)
     masks = gt_superpoint_masks(scene, gt_box)
@@ -127,7 +127,7 @@ def test_full_scene_stage_learns_predictions_alone_or_added_to_the_files(monkeyp
 def test_merged_sources_rank_in_the_order_the_targets_name_them():
     """NCut and lifted masks together (["ncut", "lifted"]): NCut wins duplicates and every NCut mask
     ranks before every lifted one, whatever their own scores (they are not comparable)."""
-    from pipeline.train.selftrain import file_targets, ranked_in_order
+    from pipeline.learning.train.selftrain import file_targets, ranked_in_order
 
     first, second = ranked_in_order([np.array([0.3, 0.5]), np.array([0.9, 0.4])])
     assert first.tolist() == pytest.approx([0.3, 0.5]) and second.tolist() == pytest.approx([0.27, 0.12], abs=1e-5)

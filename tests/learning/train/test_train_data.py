@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from pipeline.commands.train import build_trainer, resume_path, run_train, scene_inputs_from_dir
-from pipeline.train.config import resolve
-from pipeline.train.data import SceneStore, box_anchor, budget_crop, summarize
-from pipeline.train.loop import Trainer, load_checkpoint_file
+from pipeline.learning.train.config import resolve
+from pipeline.learning.train.data import SceneStore, box_anchor, budget_crop, summarize
+from pipeline.learning.train.loop import Trainer, load_checkpoint_file
 
-from train.helpers import TINY_MODEL, gt_superpoint_masks, room_scene, write_room_artifacts
+from learning.train.helpers import TINY_MODEL, gt_superpoint_masks, room_scene, write_room_artifacts
 
 TINY = {"model": TINY_MODEL, "log_every": 0, "checkpoint_every": 0}
 

@@ -19,11 +19,11 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from pipeline.train import distributed
-from pipeline.train.config import resolve
-from pipeline.train.loop import Trainer
+from pipeline.learning.train import distributed
+from pipeline.learning.train.config import resolve
+from pipeline.learning.train.loop import Trainer
 
-from train.helpers import TINY_MODEL, gt_superpoint_masks, room_scene, write_room_artifacts
+from learning.train.helpers import TINY_MODEL, gt_superpoint_masks, room_scene, write_room_artifacts
 
 TOLERANCE = 1e-5
 COMMON = {"model": TINY_MODEL, "log_every": 0, "checkpoint_every": 0, "device": "cpu", "batch_size": 2,
@@ -170,7 +170,7 @@ def test_torchrun_command_line_writes_one_model_equal_to_one_process(tmp_path):
     import subprocess
 
     from pipeline.commands.train import run_train, scene_inputs_from_dir, write_inputs_file
-    from pipeline.train.loop import load_checkpoint_file
+    from pipeline.learning.train.loop import load_checkpoint_file
 
     inputs = [scene_inputs_from_dir(write_room_artifacts(tmp_path / f"room{seed}", seed)) for seed in (0, 1)]
     params = {**BOX, "iterations": 2, "devices": 2, "mode": "box"}

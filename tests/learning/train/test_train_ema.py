@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from pipeline.train.ema import ema_decay, ema_update, make_teacher
+from pipeline.learning.train.ema import ema_decay, ema_update, make_teacher
 
 
 def test_decay_schedule():

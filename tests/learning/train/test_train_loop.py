@@ -9,14 +9,14 @@ import torch
 
 from pipeline.commands.train import resume_path, run_train, scene_inputs_from_dir
 from pipeline.errors import InputError
-from pipeline.train.beep3d import initial_query_coords, teacher_pseudo_masks
-from pipeline.train.config import resolve
-from pipeline.train.data import identity_augmentation
-from pipeline.train.loop import Trainer, load_checkpoint_file, one_cycle_lr
-from pipeline.train.losses import mask_iou
-from pipeline.train.matching import match
+from pipeline.learning.train.beep3d import initial_query_coords, teacher_pseudo_masks
+from pipeline.learning.train.config import resolve
+from pipeline.learning.train.data import identity_augmentation
+from pipeline.learning.train.loop import Trainer, load_checkpoint_file, one_cycle_lr
+from pipeline.learning.train.losses import mask_iou
+from pipeline.learning.train.matching import match
 
-from train.helpers import TINY_MODEL, gt_superpoint_masks, room_scene, write_room_artifacts
+from learning.train.helpers import TINY_MODEL, gt_superpoint_masks, room_scene, write_room_artifacts
 
 TINY = {"model": TINY_MODEL, "log_every": 0, "checkpoint_every": 0}
 
@@ -95,7 +95,7 @@ def test_unsupervised_phases_with_mask_addition(monkeypatch):
     """Mask addition through the trainer's own path: at the start of the self-training phase the
     student predicts (loop: ``predicted_masks`` on its output), predictions under ``tau_conf`` are
     dropped, and of the rest only those no file mask covers (``novel_masks``) join the targets."""
-    import pipeline.train.loop as loop
+    import pipeline.learning.train.loop as loop
 
     scene, _, gt_box = room_scene(0, "tiny", with_boxes=False)
     masks = gt_superpoint_masks(scene, gt_box)
@@ -135,7 +135,7 @@ def test_unsupervised_phases_with_mask_addition(monkeypatch):
 
 
 def test_unsupervised_per_view_phase_trains_on_crops():
-    from pipeline.train.data import ViewMasks
+    from pipeline.learning.train.data import ViewMasks
 
     scene, _, gt_box = room_scene(0, "tiny", with_boxes=False)
     seen = np.flatnonzero(scene.points[:, 0] < np.median(scene.points[:, 0]))  # one "view": half the room

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from pipeline.train import losses
+from pipeline.learning.train import losses
 
 
 def test_bce_and_dice():
@@ -69,7 +69,7 @@ def test_masked_feature_consistency_paper_form_sums_squared_l2_over_boxes():
 
 
 def test_paper_feature_form_uses_backbone_features_and_is_validated():
-    from pipeline.train.config import resolve
+    from pipeline.learning.train.config import resolve
 
     assert resolve({"mode": "box", "preset": "paper"}).loss.feature_form == "paper"
     with pytest.raises(ValueError, match="feature_form"):

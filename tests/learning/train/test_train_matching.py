@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from pipeline.train import losses
-from pipeline.train.matching import MatchWeights, bce_cost, dice_cost, hungarian, match
+from pipeline.learning.train import losses
+from pipeline.learning.train.matching import MatchWeights, bce_cost, dice_cost, hungarian, match
 
 
 def test_costs_equal_the_pairwise_losses():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.train.modes import resolve_mode
+from pipeline.learning.train.modes import resolve_mode
 
 
 def test_auto_is_box_only_when_every_scene_has_boxes():

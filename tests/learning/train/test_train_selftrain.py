@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.model.decoder import LayerOutput
-from pipeline.model.net import NetOutput, SceneTensors
-from pipeline.train.beep3d import LossWeights
-from pipeline.train.matching import MatchWeights
-from pipeline.train.selftrain import (
+from pipeline.learning.model.decoder import LayerOutput
+from pipeline.learning.model.net import NetOutput, SceneTensors
+from pipeline.learning.train.beep3d import LossWeights
+from pipeline.learning.train.matching import MatchWeights
+from pipeline.learning.train.selftrain import (
     SelfTrainConfig,
     confident_novel_masks,
     label_fractions,
@@ -49,7 +49,7 @@ def test_mask_addition_keeps_confident_new_masks():
 
 
 def test_a_mask_spanning_existing_ones_is_not_novel():
-    from pipeline.train.selftrain import is_novel
+    from pipeline.learning.train.selftrain import is_novel
 
     sizes = np.ones(6)
     existing = np.array([[1, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0]], float)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from pipeline.masks2d.base import MaskSet, clean_masks, pack_masks, unpack_masks
-from pipeline.masks2d.containment import containment_filter, pairwise_intersections
+from pipeline.tracking.masks2d.base import MaskSet, clean_masks, pack_masks, unpack_masks
+from pipeline.tracking.masks2d.containment import containment_filter, pairwise_intersections
 
 
 def rect(r0, r1, c0, c1, shape=(10, 10)):

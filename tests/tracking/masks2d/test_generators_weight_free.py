@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from pipeline.masks2d.base import FrameInput, MaskSet, build_generator
-from pipeline.masks2d.oracle import noisy_object_masks, split_by_sectors, touching_pairs
+from pipeline.tracking.masks2d.base import FrameInput, MaskSet, build_generator
+from pipeline.tracking.masks2d.oracle import noisy_object_masks, split_by_sectors, touching_pairs
 
 
 def object_map():

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from pipeline.errors import InputError
-from pipeline.masks2d.base import FrameInput, build_generator, load_state_dict_strict
-from pipeline.masks2d.sam import architecture_of, build_sam
+from pipeline.tracking.masks2d.base import FrameInput, build_generator, load_state_dict_strict
+from pipeline.tracking.masks2d.sam import architecture_of, build_sam
 
 TINY = {
     "image_size": 128, "patch_size": 16, "encoder_embed_dim": 32, "encoder_depth": 2, "encoder_num_heads": 2,

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from pipeline.errors import InputError
-from pipeline.masks2d.base import FrameInput, build_generator
-from pipeline.masks2d.sam2_amg import build_sam2_model
+from pipeline.tracking.masks2d.base import FrameInput, build_generator
+from pipeline.tracking.masks2d.sam2_amg import build_sam2_model
 
 TINY_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
 _D = 32  # transformer width everywhere

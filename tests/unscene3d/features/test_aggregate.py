@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline.features.aggregate import superpoint_features
+from pipeline.unscene3d.features.aggregate import superpoint_features
 
 
 def test_visibility_weighted_mean_is_l2_normalised():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.features.color import (
+from pipeline.unscene3d.features.color import (
     ColorFeatures,
     local_statistics,
     neighbour_statistics,

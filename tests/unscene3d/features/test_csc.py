@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pipeline.errors import InputError
-from pipeline.features.csc import (
+from pipeline.unscene3d.features.csc import (
     Res16UNet,
     Res16UNetArch,
     csc_point_features,

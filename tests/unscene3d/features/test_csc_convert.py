@@ -9,9 +9,9 @@ import torch
 
 from pipeline.cli import main
 from pipeline.errors import InputError
-from pipeline.features import minkowski_reference as me
-from pipeline.features.csc import Res16UNet, Res16UNetArch, csc_point_features, load_csc_checkpoint, single_cpu_thread
-from pipeline.features.csc_convert import convert_checkpoint_content, convert_csc_checkpoint, convert_state_dict, infer_arch
+from pipeline.unscene3d.features import minkowski_reference as me
+from pipeline.unscene3d.features.csc import Res16UNet, Res16UNetArch, csc_point_features, load_csc_checkpoint, single_cpu_thread
+from pipeline.unscene3d.features.csc_convert import convert_checkpoint_content, convert_csc_checkpoint, convert_state_dict, infer_arch
 
 # Float32 spconv against the float64 reference: per layer, max |spconv - reference| must stay below
 # TOLERANCE * (1 + max |reference|) (measured on these scenes: below 1e-7, float32 rounding).

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pipeline.errors import InputError
-from pipeline.features.dino import DinoFeatures, build_dino_vit, facet_features, load_dino_vit
+from pipeline.unscene3d.features.dino import DinoFeatures, build_dino_vit, facet_features, load_dino_vit
 
 # Same timm architecture (vit_small_patch8_224: patch 8, class token, no head), tiny widths.
 TINY = {"embed_dim": 32, "depth": 3, "num_heads": 2, "img_size": 32}

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline.features.geometric import fpfh, geometric_point_features, height_above_floor
+from pipeline.unscene3d.features.geometric import fpfh, geometric_point_features, height_above_floor
 
 
 def box_scene():

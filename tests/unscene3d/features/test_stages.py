@@ -7,13 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.artifacts import read_artifact, write_artifact
+from pipeline.io.artifacts import read_artifact, write_artifact
 from pipeline.commands.features_2d import run_features_2d
 from pipeline.commands.features_3d import run_features_3d
 from pipeline.commands.ingest import run_ingest
 from pipeline.commands.ncut import run_ncut
 from pipeline.errors import InputError
-from pipeline.ply import write_ply
+from pipeline.io.ply import write_ply
 
 COLOR_SIZE, DEPTH_SIZE = (80, 60), (40, 30)
 K_COLOR = np.array([[60.0, 0, 39.5, 0], [0, 60.0, 29.5, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
@@ -103,7 +103,7 @@ def test_handcrafted_2d_features_separate_the_colours(floor):
 
 
 def test_killed_features_2d_job_resumes_from_its_saved_running_means(floor, monkeypatch):
-    from pipeline import backproject
+    from pipeline.unscene3d import backproject
 
     root, scene_h5, _ = floor
     params = {"frame_step": 1, "device": "cpu", "batch_size": 1, "checkpoint_every": 1}
@@ -201,7 +201,7 @@ def test_features_3d_flags_the_floor_as_room_structure(floor):
 
 
 def test_dino_backend_runs_through_the_stage(floor):
-    from pipeline.features.dino import build_dino_vit
+    from pipeline.unscene3d.features.dino import build_dino_vit
 
     root, scene_h5, _ = floor
     torch.manual_seed(0)
@@ -221,7 +221,7 @@ def test_dino_backend_without_checkpoint_is_a_clear_error(floor):
 
 
 def test_csc_backend_runs_through_the_stage(floor):
-    from pipeline.features.csc import Res16UNet, Res16UNetArch, save_csc_checkpoint
+    from pipeline.unscene3d.features.csc import Res16UNet, Res16UNetArch, save_csc_checkpoint
 
     root, scene_h5, _ = floor
     torch.manual_seed(0)

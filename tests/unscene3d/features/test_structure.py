@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline.features.structure import (
+from pipeline.unscene3d.features.structure import (
     beyond_fraction,
     horizontal_frame,
     sample_stride,
