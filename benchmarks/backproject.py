@@ -41,8 +41,8 @@ def cpu_seconds() -> float:
 
 
 def make_backend(name: str, device):
-    from pipeline.features.color import ColorFeatures
-    from pipeline.features.dino import DinoFeatures, build_dino_vit
+    from pipeline.unscene3d.features.color import ColorFeatures
+    from pipeline.unscene3d.features.dino import DinoFeatures, build_dino_vit
 
     if name == "handcrafted":
         return ColorFeatures({}, device)
@@ -52,8 +52,8 @@ def make_backend(name: str, device):
 def child(scene_h5: str, n_frames: int, backend_name: str, device_name: str, batch_size: int) -> dict:
     import numpy as np
 
-    from pipeline.artifacts import read_artifact
-    from pipeline.backproject import Cameras, backproject_features
+    from pipeline.io.artifacts import read_artifact
+    from pipeline.unscene3d.backproject import Cameras, backproject_features
     from pipeline.devices import resolve_device
     from pipeline.commands.features_2d import read_frame_batches
 

@@ -27,7 +27,7 @@ import platform
 import sys
 from pathlib import Path
 
-from pipeline.atomic import write_text
+from pipeline.io.atomic import write_text
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"

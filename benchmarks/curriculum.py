@@ -55,8 +55,8 @@ def mean(rows: list[dict]) -> dict:
 
 def input_scores(scenes, inputs, config) -> dict:
     """The file masks alone, ranked by their own scores, as point labels."""
-    from pipeline.predict import masks_to_point_labels
-    from pipeline.train.selftrain import file_targets
+    from pipeline.learning.predict import masks_to_point_labels
+    from pipeline.learning.train.selftrain import file_targets
 
     out = {}
     for name, targets in {"lifted": ["lifted"], "ncut": ["ncut"], **STAGE2}.items():
@@ -73,7 +73,7 @@ def input_scores(scenes, inputs, config) -> dict:
 def evaluate(trainer, scenes, inputs, phases_done) -> dict:
     """Student alone and final labels after the phases done so far."""
     from pipeline.commands.predict import training_masks
-    from pipeline.predict import predict_unsupervised
+    from pipeline.learning.predict import predict_unsupervised
 
     config = replace(trainer.config, phases=tuple(phases_done))
     student, final = [], []
@@ -94,9 +94,9 @@ def params_for(s1: str, s2: str, s3: str, seed: int) -> dict:
 
 def run(results: Path, seeds: list[int], stage1=tuple(STAGE1), stage2=tuple(STAGE2), stage3=tuple(STAGE3)) -> dict:
     from pipeline.commands.train import scene_inputs_from_dir
-    from pipeline.train.config import merged_params, resolve
-    from pipeline.train.data import load_scene
-    from pipeline.train.loop import Trainer
+    from pipeline.learning.train.config import merged_params, resolve
+    from pipeline.learning.train.data import load_scene
+    from pipeline.learning.train.loop import Trainer
 
     inputs = [scene_inputs_from_dir(d) for d in sorted(results.iterdir()) if (d / "lifted.h5").is_file()]
     scenes = [load_scene(item, None, want_boxes=False) for item in inputs]

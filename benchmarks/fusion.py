@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.commands.fuse_mesh import ScanNetFrames  # noqa: E402
-from pipeline.fusion import chamfer_distance, fuse_tsdf  # noqa: E402
-from pipeline.ply import read_ply  # noqa: E402
+from pipeline.scene.fusion import chamfer_distance, fuse_tsdf  # noqa: E402
+from pipeline.io.ply import read_ply  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_results import write_result  # noqa: E402

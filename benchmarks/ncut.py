@@ -12,7 +12,7 @@ and prints, in one table, the time of each, their ratio, and the agreement of th
 (IoU in points between the i-th reference and the i-th production mask; the iteration is
 sequential, so one disagreement would shift everything after it). The stage's own masks (run_ncut,
 default parameters) follow: the size of the largest one as a share of the scene's points, and, for
-scenes with ground truth, class-agnostic AP / AP50 / AP25 (pipeline.evaluate, ScanNet rules; the 18
+scenes with ground truth, class-agnostic AP / AP50 / AP25 (pipeline.outputs.evaluate, ScanNet rules; the 18
 benchmark classes on scene0000_00). The mean line is over the generated rooms only.
 
     python benchmarks/ncut.py                       # redkitchen + scene0000_00 + synthetic seeds 0 1 2
@@ -80,7 +80,7 @@ def mask_ious(reference: np.ndarray, production: np.ndarray, sizes: np.ndarray) 
 
 def compare(out: Path, params: dict, repeats: int) -> dict:
     from pipeline.commands.ncut import prepare_ncut
-    from pipeline.ncut import masked_ncut
+    from pipeline.unscene3d.ncut import masked_ncut
 
     started = time.perf_counter()
     # The stage's own preparation: modalities, binarised affinity, room structure, extent test.
@@ -110,7 +110,7 @@ def compare(out: Path, params: dict, repeats: int) -> dict:
 
 def quality(out: Path, params: dict) -> dict:
     """The stage's masks: their number and largest size, and AP / AP50 / AP25 where there is ground truth."""
-    from pipeline.artifacts import read_artifact
+    from pipeline.io.artifacts import read_artifact
     from pipeline.commands.evaluate import run_evaluate
     from pipeline.commands.ncut import run_ncut
 

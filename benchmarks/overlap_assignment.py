@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_results import write_result  # noqa: E402
 
-from pipeline.artifacts import read_artifact  # noqa: E402
-from pipeline.boxes import AMBIGUOUS, partition_points  # noqa: E402
-from pipeline.evaluate import (  # noqa: E402
+from pipeline.io.artifacts import read_artifact  # noqa: E402
+from pipeline.learning.boxes import AMBIGUOUS, partition_points  # noqa: E402
+from pipeline.outputs.evaluate import (  # noqa: E402
     gt_box_per_point,
     instance_ap,
     instance_ap_from_labels,

@@ -44,9 +44,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.artifacts import read_artifact  # noqa: E402
+from pipeline.io.artifacts import read_artifact  # noqa: E402
 from pipeline.commands.evaluate import Predictions, score_predictions  # noqa: E402
-from pipeline.resume import without_run_settings  # noqa: E402
+from pipeline.io.resume import without_run_settings  # noqa: E402
 
 DEFAULT_SCENE = ROOT.parent / "shared" / "data" / "scene0000_00"
 METRICS = ("ap", "ap50", "ap25")
@@ -129,7 +129,7 @@ def train_and_predict(inputs: list, folders: list[Path], mode: str, seed: int, t
     also score the student after every phase into ``phase_rows[(scene, phase)]``."""
     from pipeline.commands.predict import run_predict, training_masks
     from pipeline.commands.train import run_train
-    from pipeline.predict import predict_unsupervised
+    from pipeline.learning.predict import predict_unsupervised
 
     def after_phase(trainer, phase):
         if mode != "unsupervised":

@@ -68,7 +68,7 @@ def scannet_resolution_frames(source: Path, root: Path) -> Path:
     import numpy as np
     from PIL import Image
 
-    from pipeline.geometry import scale_intrinsics
+    from pipeline.scene.geometry import scale_intrinsics
 
     out = root / "color_1296x968"
     out.mkdir(parents=True)

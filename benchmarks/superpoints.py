@@ -31,9 +31,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import superpoints as sp  # noqa: E402
+from pipeline.scene import superpoints as sp  # noqa: E402
 from pipeline.commands.superpoints import read_segs_json  # noqa: E402
-from pipeline.ply import read_ply  # noqa: E402
+from pipeline.io.ply import read_ply  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_results import write_result  # noqa: E402
@@ -74,7 +74,7 @@ def first_call_seconds(ply: Path, env: dict) -> float:
     """Time of the first segment_mesh call in a fresh process (kernel build or load included)."""
     code = (
         "import time, sys; sys.path.insert(0, %r)\n"
-        "from pipeline.ply import read_ply\nfrom pipeline import superpoints as sp\n"
+        "from pipeline.io.ply import read_ply\nfrom pipeline.scene import superpoints as sp\n"
         "m = read_ply(%r)\nt = time.perf_counter(); sp.segment_mesh(m.vertices, m.faces)\n"
         "print(time.perf_counter() - t)\n"
     ) % (str(ROOT), str(ply))
@@ -101,7 +101,7 @@ def cli_seconds(ply: Path, out_json: Path, repeats: int, env: dict | None = None
 
 def large_mesh(mesh, n_vertices: int, path: Path) -> Path:
     """RedKitchen plus a copy of its first faces (shifted 20 m in x), together ``n_vertices`` vertices."""
-    from pipeline.ply import write_ply
+    from pipeline.io.ply import write_ply
 
     needed = n_vertices - len(mesh.vertices)
     faces = np.asarray(mesh.faces, np.int64)
@@ -173,7 +173,7 @@ def main(argv=None) -> None:
     print(f"RedKitchen mesh: {len(mesh.vertices):,} vertices, {len(mesh.faces):,} faces; kThresh 0.01, segMinVerts 20")
     results = {}
 
-    from pipeline._ckernels import library
+    from pipeline.scene._ckernels import library
 
     kernels = "c" if library() is not None else "numba"
     first_call = {}

@@ -61,7 +61,7 @@ def config_section(name: str) -> dict:
 def random_sam2_checkpoint(folder: Path, config: str) -> Path:
     import torch
 
-    from pipeline.masks2d.sam2_amg import build_sam2_model
+    from pipeline.tracking.masks2d.sam2_amg import build_sam2_model
 
     model = build_sam2_model(config, (), "cpu", video=True)
     path = folder / "sam2_random.pt"
@@ -81,7 +81,7 @@ def child(scene_h5: str, masks2d_h5: str, out: str, params: dict) -> dict:
     """Run the track stage once in this (fresh) process; time and memory of that call only."""
     import numpy as np
 
-    from pipeline.artifacts import open_artifact
+    from pipeline.io.artifacts import open_artifact
     from pipeline.commands.track import run_track
     from pipeline.tracking.states import State
 

@@ -82,7 +82,7 @@ def measure(folders: list[Path], out: Path, steps: int, cache: int | None) -> di
     stderr = proc.stderr.read().decode()
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"train on {len(folders)} scenes failed:\n{stderr[-3000:]}")
-    from pipeline.train.loop import load_checkpoint_file
+    from pipeline.learning.train.loop import load_checkpoint_file
 
     history = json.loads(load_checkpoint_file(out)["history"])
     seconds = [row["seconds"] for row in history]

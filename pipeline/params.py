@@ -350,8 +350,8 @@ class KeyframeMasksParams(StageParams):
     max_masks_per_frame: int = 200  # cap after filtering (0 = none); the preferred masks are kept
     checkpoint_every: int = 10  # keyframes between resume saves (0 = never)
     # Sparse: the generators' other settings keep their own defaults.
-    sam: dict = section({"model_type": "vit_h", "checkpoint": None}, keys="pipeline.masks2d.sam:DEFAULT_PARAMS")
-    sam2: dict = section({"model_config": SAM2_CONFIG, "checkpoint": None}, keys="pipeline.masks2d.sam2_amg:DEFAULT_PARAMS")
+    sam: dict = section({"model_type": "vit_h", "checkpoint": None}, keys="pipeline.tracking.masks2d.sam:DEFAULT_PARAMS")
+    sam2: dict = section({"model_config": SAM2_CONFIG, "checkpoint": None}, keys="pipeline.tracking.masks2d.sam2_amg:DEFAULT_PARAMS")
     felzenszwalb: dict = section(FELZENSZWALB_MASKS)
     oracle: dict = section(ORACLE_MASKS)
 
@@ -444,7 +444,7 @@ class ExportParams(StageParams):
     other_class: str | None = "otherfurniture"  # class of NYU40 classes outside the 18; None = keep them
 
 
-# Every stage with a typed definition. `train` keeps its own (pipeline/train/config.py: presets
+# Every stage with a typed definition. `train` keeps its own (pipeline/learning/train/config.py: presets
 # and nested dataclasses, strict); `synth` specs are checked by pipeline/synth.
 STAGES: dict[str, type[StageParams]] = {
     cls.STAGE: cls for cls in (IngestParams, FuseMeshParams, SuperpointsParams, Features2dParams, Features3dParams,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import FORMAT_VERSIONS, read_artifact
+from pipeline.io.artifacts import FORMAT_VERSIONS, read_artifact
 
 
 def artifact_files(results: Path) -> list[Path]:

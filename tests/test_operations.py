@@ -196,7 +196,7 @@ def redkitchen_work(redkitchen_dir, tmp_path_factory):
 
 @pytest.mark.parametrize("stage", list(PER_FRAME_STAGES))
 def test_sigkilled_per_frame_stage_resumes_from_its_last_saved_frame(stage, redkitchen_work, tmp_path):
-    from pipeline.artifacts import read_artifact
+    from pipeline.io.artifacts import read_artifact
 
     params, artifact_stage, resumed_attr, compared = PER_FRAME_STAGES[stage]
     out = tmp_path / "out.h5"

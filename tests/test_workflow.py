@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.artifacts import read_artifact
-from pipeline.ply import write_ply
+from pipeline.io.artifacts import read_artifact
+from pipeline.io.ply import write_ply
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
@@ -60,8 +60,8 @@ def test_tiny_config_runs_end_to_end(tmp_path):
     # the ScanNet-format export of the final labels scores what the HDF5 labels scored
     import json
 
-    from pipeline.evaluate import instance_ap
-    from pipeline.export import read_scannet_benchmark
+    from pipeline.outputs.evaluate import instance_ap
+    from pipeline.outputs.export import read_scannet_benchmark
 
     results = tmp_path / "results" / "tiny_room"
     masks, _, scores = read_scannet_benchmark(results / "export" / "scannet" / "tiny_room.txt")

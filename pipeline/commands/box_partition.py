@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import read_artifact, write_artifact
-from pipeline.boxes import check_boxes, partition_points, smallest_box_assignment, summarise_boxes
+from pipeline.io.artifacts import read_artifact, write_artifact
+from pipeline.learning.boxes import check_boxes, partition_points, smallest_box_assignment, summarise_boxes
 from pipeline.cli import add_command, params_from_args
 from pipeline.errors import InputError
 from pipeline.params import BoxPartitionParams

@@ -3,7 +3,7 @@
 Turns the released Contrastive Scene Contexts weights (a MinkowskiEngine Res16UNet34C checkpoint,
 e.g. ``partition8_4096_100k.pth``) into the spconv checkpoint that ``features_3d.csc.checkpoint``
 takes. Every key and shape is checked; a file of another architecture, a missing key or a wrong
-shape is an error that names the file and the keys. See pipeline/features/csc_convert.py.
+shape is an error that names the file and the keys. See pipeline/unscene3d/features/csc_convert.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pipeline.cli import add_command
 
 
 def _run(args: argparse.Namespace) -> None:
-    from pipeline.features.csc_convert import convert_csc_checkpoint  # keeps `--help` light
+    from pipeline.unscene3d.features.csc_convert import convert_csc_checkpoint  # keeps `--help` light
 
     path, arch = convert_csc_checkpoint(args.checkpoint, args.out, voxel_size=args.voxel_size,
                                         normalize_output=not args.no_normalize)

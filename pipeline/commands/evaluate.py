@@ -6,7 +6,7 @@ PRED_H5 is any mask-producing artifact (ncut, lifted, boxes, pseudo_labels, ...)
 overlap-region accuracy of box supervision.
 
 Which GT instances count follows ``--gt-classes`` (auto | scannet18 | all_objects, see
-``pipeline.evaluate``); ``auto`` reads the NYU40 ids ingest stored in ``gt/instance_nyu40``.
+``pipeline.outputs.evaluate``); ``auto`` reads the NYU40 ids ingest stored in ``gt/instance_nyu40``.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from pipeline.atomic import write_text
-from pipeline.artifacts import FORMAT_VERSIONS, read_artifact
+from pipeline.io.atomic import write_text
+from pipeline.io.artifacts import FORMAT_VERSIONS, read_artifact
 from pipeline.cli import add_command, params_from_args
 from pipeline.errors import ArtifactError
-from pipeline.evaluate import (
+from pipeline.outputs.evaluate import (
     SCANNET_IOU_THRESHOLDS,
     gt_box_per_point,
     instance_ap_from_labels,

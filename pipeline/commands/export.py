@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import read_artifact
+from pipeline.io.artifacts import read_artifact
 from pipeline.cli import add_command, params_from_args
 from pipeline.errors import InputError
 from pipeline.params import ExportParams
-from pipeline.export import (
+from pipeline.outputs.export import (
     AGNOSTIC_NYU40_ID,
     BENCHMARK_MIN_VERTICES,
     DEFAULT_CLASS_MAP,
@@ -35,7 +35,7 @@ from pipeline.export import (
     write_scannet_benchmark,
     write_spformer,
 )
-from pipeline.nyu40 import SCANNET18_IDS, nyu40_name
+from pipeline.io.nyu40 import SCANNET18_IDS, nyu40_name
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def _log_classes(scene: str, instances, superpoints) -> None:
 
 def run_export(scene_h5, superpoints_h5, labels_h5, out_dir, scene: str | None = None,
                params: ExportParams | dict | None = None) -> dict[str, Path]:
-    """Write every export of one scene (see pipeline/export.py) under ``out_dir``; returns ``export_paths``."""
+    """Write every export of one scene (see pipeline/outputs/export.py) under ``out_dir``; returns ``export_paths``."""
     params = _resolved_params(params)
     scene_art = read_artifact(scene_h5, "scene", required=["vertices", "colors", "normals"])
     superpoints = read_artifact(superpoints_h5, "superpoints", required=["point_superpoint"])["point_superpoint"]

@@ -14,11 +14,11 @@ n_frames_seeing_points, n_points_visible, resumed_from_frame (-1 unless a killed
 
 A scene without frames (a coloured point cloud) takes its colour modality from the points' own
 colours (``point_colors: true``, the default): the weight-free colour descriptor of
-``pipeline.features.color.point_color_features`` with the ``handcrafted`` settings, whatever the
+``pipeline.unscene3d.features.color.point_color_features`` with the ``handcrafted`` settings, whatever the
 backend (DINO needs images); every point counts as seen once. Without colours, or with
 ``point_colors: false``, the artifact is empty as before.
 
-A killed run continues from ``features_2d.h5.resume/`` (see pipeline/resume.py): the running
+A killed run continues from ``features_2d.h5.resume/`` (see pipeline/io/resume.py): the running
 per-point means are saved every ``checkpoint_every`` frames.
 """
 
@@ -31,11 +31,11 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline.artifacts import read_artifact, write_artifact
+from pipeline.io.artifacts import read_artifact, write_artifact
 from pipeline.cli import add_command, params_from_args
 from pipeline.errors import InputError
 from pipeline.params import Features2dParams
-from pipeline.resume import ResumeFolder, fingerprint
+from pipeline.io.resume import ResumeFolder, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 
 def make_backend(params: Features2dParams, device):
-    from pipeline.features import color, dino
+    from pipeline.unscene3d.features import color, dino
 
     if params.backend == "handcrafted":
         return color.ColorFeatures(dict(params.handcrafted), device)
@@ -58,8 +58,8 @@ def read_frame_batches(scene_dir: Path, frame_ids: np.ndarray, poses: dict[int, 
     """Read, check and encode frames a batch at a time (only one batch is ever in memory)."""
     import torch
 
-    from pipeline import scannet
-    from pipeline.backproject import FrameBatch, batched
+    from pipeline.io import scannet
+    from pipeline.unscene3d.backproject import FrameBatch, batched
 
     params = Features2dParams.from_dict(params)  # benchmarks/backproject.py passes a partial dict
     for ids in batched(frame_ids, params.batch_size):
@@ -101,8 +101,8 @@ def _empty_artifact(out_path, n_points: int, n_superpoints: int, params: Feature
 def _point_color_artifact(out_path, vertices, colors, labels, n_superpoints: int, params: Features2dParams,
                           inputs: list) -> Path:
     """The colour modality of a scene without frames, from its points' colours."""
-    from pipeline.features.aggregate import superpoint_features
-    from pipeline.features.color import point_color_features
+    from pipeline.unscene3d.features.aggregate import superpoint_features
+    from pipeline.unscene3d.features.color import point_color_features
 
     point_features = point_color_features(vertices, colors, params.handcrafted)
     features, weight = superpoint_features(point_features, labels, n_superpoints)
@@ -121,9 +121,9 @@ def _point_color_artifact(out_path, vertices, colors, labels, n_superpoints: int
 
 
 def run_features_2d(scene_h5, superpoints_h5, out_path, params: Features2dParams | dict | None = None) -> Path:
-    from pipeline.backproject import Cameras, select_frames
+    from pipeline.unscene3d.backproject import Cameras, select_frames
     from pipeline.devices import resolve_device
-    from pipeline.features.aggregate import superpoint_features
+    from pipeline.unscene3d.features.aggregate import superpoint_features
 
     params = Features2dParams.from_dict(params)
     if params.backend not in ("handcrafted", "dino"):
@@ -198,7 +198,7 @@ def _backproject_resumably(vertices, selected: np.ndarray, cameras, backend, par
 
     Returns the result and the number of frames taken from a saved state (-1: none).
     """
-    from pipeline.backproject import Backprojector
+    from pipeline.unscene3d.backproject import Backprojector
 
     projector = Backprojector(vertices, cameras, backend.feature_dim, float(params.depth_tolerance), params.device)
     done, resumed_from = 0, -1

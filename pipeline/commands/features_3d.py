@@ -5,7 +5,7 @@ L2-normalised.
 
 Artifact ``features_3d``: superpoint_features (S, C) f32, superpoint_weight (S,) f32 (points per
 superpoint), and the geometry NCut uses to keep room structure out of its masks (whatever the
-backend; see pipeline/features/structure.py):
+backend; see pipeline/unscene3d/features/structure.py):
   superpoint_structure (S,)   bool  planar superpoints whose plane bounds the scan (floor, walls, ceiling)
   superpoint_box_min   (S, 3) f32   superpoint bounds in the frame (h1, h2, up) of ``structure.up_axis``
   superpoint_box_max   (S, 3) f32   (for up = z: plain x, y, z)
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import read_artifact, write_artifact
+from pipeline.io.artifacts import read_artifact, write_artifact
 from pipeline.params import Features3dParams
 from pipeline.cli import add_command, params_from_args
 from pipeline.errors import InputError
@@ -31,12 +31,12 @@ log = logging.getLogger(__name__)
 def point_features_3d(vertices: np.ndarray, normals: np.ndarray, colors: np.ndarray,
                       params: Features3dParams) -> np.ndarray:
     from pipeline.devices import resolve_device
-    from pipeline.features import geometric
+    from pipeline.unscene3d.features import geometric
 
     if params.backend == "handcrafted":
         return geometric.geometric_point_features(vertices, normals, params.handcrafted)
     if params.backend == "csc":
-        from pipeline.features import csc
+        from pipeline.unscene3d.features import csc
 
         model, _ = csc.load_csc_checkpoint(params.csc["checkpoint"])
         return csc.csc_point_features(model, vertices, colors, int(params.csc["feature_level"]), resolve_device(params.device))
@@ -44,8 +44,8 @@ def point_features_3d(vertices: np.ndarray, normals: np.ndarray, colors: np.ndar
 
 
 def run_features_3d(scene_h5, superpoints_h5, out_path, params: Features3dParams | dict | None = None) -> Path:
-    from pipeline.features.aggregate import superpoint_features
-    from pipeline.features.structure import structure_superpoints, superpoint_boxes
+    from pipeline.unscene3d.features.aggregate import superpoint_features
+    from pipeline.unscene3d.features.structure import structure_superpoints, superpoint_boxes
 
     params = Features3dParams.from_dict(params)
     if params.backend not in ("handcrafted", "csc"):

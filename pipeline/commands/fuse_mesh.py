@@ -19,10 +19,10 @@ log = logging.getLogger(__name__)
 
 
 class ScanNetFrames:
-    """Frames of a ScanNet-layout scene folder, read on demand (a ``pipeline.fusion.FrameSource``)."""
+    """Frames of a ScanNet-layout scene folder, read on demand (a ``pipeline.scene.fusion.FrameSource``)."""
 
     def __init__(self, scene_dir: str | os.PathLike):
-        from pipeline import scannet
+        from pipeline.io import scannet
 
         self._scannet = scannet
         self.scene_dir = Path(scene_dir)
@@ -50,8 +50,8 @@ class ScanNetFrames:
 
 def run_fuse_mesh(scene_dir: str | os.PathLike, out_ply: str | os.PathLike, params: dict | None = None) -> dict:
     """Fuse the scene's frames and write the mesh as a ScanNet-style PLY; returns fusion statistics."""
-    from pipeline.fusion import fuse_tsdf
-    from pipeline.ply import write_ply
+    from pipeline.scene.fusion import fuse_tsdf
+    from pipeline.io.ply import write_ply
 
     frames = ScanNetFrames(scene_dir)
     try:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.artifacts import write_artifact
+from pipeline.io.artifacts import write_artifact
 from pipeline.cli import add_command, params_from_args
-from pipeline.ingest import ingest_scene
+from pipeline.io.ingest import ingest_scene
 from pipeline.params import IngestParams
 
 

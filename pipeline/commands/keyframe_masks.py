@@ -13,7 +13,7 @@ A scene without frames, or without a valid frame, gives the same layout with zer
 attribute ``empty_reason`` saying why.
 
 Mask bits are written to the artifact keyframe by keyframe. A killed run resumes after the last
-saved keyframe from ``masks2d.h5.resume/`` (see pipeline/resume.py), written every
+saved keyframe from ``masks2d.h5.resume/`` (see pipeline/io/resume.py), written every
 ``checkpoint_every`` keyframes.
 """
 
@@ -28,12 +28,12 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline.artifacts import append_rows, artifact_writer, open_artifact, read_artifact, write_artifact
+from pipeline.io.artifacts import append_rows, artifact_writer, open_artifact, read_artifact, write_artifact
 from pipeline.cli import add_command, params_from_args
-from pipeline.keyframes import select_keyframes
-from pipeline.masks2d.base import FrameInput, MaskSet, build_generator, clean_masks, pack_masks, unpack_masks
+from pipeline.tracking.keyframes import select_keyframes
+from pipeline.tracking.masks2d.base import FrameInput, MaskSet, build_generator, clean_masks, pack_masks, unpack_masks
 from pipeline.params import KeyframeMasksParams
-from pipeline.resume import ResumeFolder, fingerprint
+from pipeline.io.resume import ResumeFolder, fingerprint
 from pipeline.tracking.frames import SceneFrames
 
 log = logging.getLogger(__name__)

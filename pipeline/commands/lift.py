@@ -29,10 +29,10 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline.artifacts import append_rows, artifact_writer, open_artifact, read_artifact
+from pipeline.io.artifacts import append_rows, artifact_writer, open_artifact, read_artifact
 from pipeline.errors import InputError
 from pipeline.cli import add_command, params_from_args
-from pipeline.lift import LiftResult, MaskView, View, lift_raw_views, lift_views
+from pipeline.tracking.lift import LiftResult, MaskView, View, lift_raw_views, lift_views
 from pipeline.params import LiftParams
 from pipeline.tracking.frames import Camera, SceneFrames
 

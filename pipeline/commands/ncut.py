@@ -1,6 +1,6 @@
 """``python -m pipeline ncut SUPERPOINTS_H5 FEATURES_2D_H5 FEATURES_3D_H5 --out ncut.h5``
 
-UnScene3D pseudo masks: masked iterative Normalized Cut over superpoints (see pipeline/ncut.py).
+UnScene3D pseudo masks: masked iterative Normalized Cut over superpoints (see pipeline/unscene3d/ncut.py).
 
 Artifact ``ncut``:
   masks               (M, S) bool  accepted masks over superpoints (disjoint), in acceptance order
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import read_artifact, write_artifact
+from pipeline.io.artifacts import read_artifact, write_artifact
 from pipeline.cli import add_command, params_from_args
 from pipeline.errors import InputError
 from pipeline.params import NcutParams
@@ -65,7 +65,7 @@ def check_choice(params: NcutParams, key: str, choices: tuple) -> str:
 
 
 def prepare_ncut(superpoints_h5, features_2d_h5, features_3d_h5, params: NcutParams | dict | None) -> NCutInputs:
-    from pipeline.ncut import Modality, binarised_affinity, cosine_range, extent_background
+    from pipeline.unscene3d.ncut import Modality, binarised_affinity, cosine_range, extent_background
 
     params = NcutParams.from_dict(params)
     structure_rule = check_choice(params, "structure", ("mask", "keep"))
@@ -115,7 +115,7 @@ def prepare_ncut(superpoints_h5, features_2d_h5, features_3d_h5, params: NcutPar
 
 def mask_scores(inputs: NCutInputs, result, rule: str) -> np.ndarray:
     """instance_score of each mask by ``rule``: contrast, ncut or uniform."""
-    from pipeline.ncut import boundary_contrast, pair_affinity
+    from pipeline.unscene3d.ncut import boundary_contrast, pair_affinity
 
     if rule == "ncut":
         return result.scores
@@ -126,7 +126,7 @@ def mask_scores(inputs: NCutInputs, result, rule: str) -> np.ndarray:
 
 
 def run_ncut(superpoints_h5, features_2d_h5, features_3d_h5, out_path, params: NcutParams | dict | None = None) -> Path:
-    from pipeline.ncut import masked_ncut, point_instances
+    from pipeline.unscene3d.ncut import masked_ncut, point_instances
 
     params = NcutParams.from_dict(params)
     inputs = prepare_ncut(superpoints_h5, features_2d_h5, features_3d_h5, params)

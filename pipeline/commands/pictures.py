@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pipeline.atomic import atomic_path
-from pipeline.artifacts import open_artifact, read_artifact
+from pipeline.io.atomic import atomic_path
+from pipeline.io.artifacts import open_artifact, read_artifact
 from pipeline.cli import add_command, params_from_args
 from pipeline.params import PicturesParams
-from pipeline.report import camera_view_picture, label_layers, overview_picture, tracking_overlay_picture
-from pipeline.scannet import frame_path, read_color
+from pipeline.outputs.report import camera_view_picture, label_layers, overview_picture, tracking_overlay_picture
+from pipeline.io.scannet import frame_path, read_color
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import json
 import logging
 from pathlib import Path
 
-from pipeline.artifacts import read_artifact, write_artifact
+from pipeline.io.artifacts import read_artifact, write_artifact
 from pipeline.cli import add_command, params_from_args
 from pipeline.errors import InputError
 from pipeline.params import PredictParams
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 def training_masks(scene, train_config):
     """M^0 of an unsupervised run, (masks, their own scores): the file targets (ncut / lifted
     masks) of its last phase that has any; None when there are none."""
-    from pipeline.train.selftrain import file_targets
+    from pipeline.learning.train.selftrain import file_targets
 
     for phase in reversed(train_config.phases):
         masks, scores = file_targets(scene.sources, phase.targets, scene.sp_size,
@@ -28,13 +28,13 @@ def training_masks(scene, train_config):
 
 
 def run_predict(model_path, inputs, out_path, params: PredictParams | dict | None = None) -> Path:
-    """Pseudo-labels of one scene (``inputs``: pipeline.train.data.SceneInputs) -> pseudo_labels.h5."""
+    """Pseudo-labels of one scene (``inputs``: pipeline.learning.train.data.SceneInputs) -> pseudo_labels.h5."""
     # Imported here so that `python -m pipeline --help` does not load torch.
     from pipeline.devices import resolve_device
-    from pipeline.predict import predict_boxes, predict_unsupervised
-    from pipeline.train.config import resolve
-    from pipeline.train.data import load_scene
-    from pipeline.train.loop import build_model, load_checkpoint_file
+    from pipeline.learning.predict import predict_boxes, predict_unsupervised
+    from pipeline.learning.train.config import resolve
+    from pipeline.learning.train.data import load_scene
+    from pipeline.learning.train.loop import build_model, load_checkpoint_file
 
     params = PredictParams.from_dict(params)
     state = load_checkpoint_file(model_path)

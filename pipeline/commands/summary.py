@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipeline.cli import add_command
-from pipeline.summary import conventions_by_scene, write_summary
+from pipeline.outputs.summary import conventions_by_scene, write_summary
 
 
 def run_summary(metrics_files, benchmark_files, tsv_path, markdown_path):

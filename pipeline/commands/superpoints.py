@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.atomic import write_text
+from pipeline.io.atomic import write_text
 from pipeline.cli import add_command, params_from_args
 from pipeline.errors import InputError
 from pipeline.params import SuperpointsParams
@@ -48,7 +48,7 @@ def load_geometry(path: str | os.PathLike) -> Geometry:
     """Vertices (and faces, normals, colours where present) from a ``.ply`` or a ``scene.h5``."""
     path = Path(path)
     if path.suffix.lower() in (".h5", ".hdf5"):
-        from pipeline.artifacts import read_artifact
+        from pipeline.io.artifacts import read_artifact
 
         scene = read_artifact(path, "scene", required=["vertices"])
         name = scene.attrs.get("scene_name") or path.parent.name
@@ -56,7 +56,7 @@ def load_geometry(path: str | os.PathLike) -> Geometry:
             scene["vertices"], scene.get("faces"), scene.get("normals"), scene.get("colors"), str(name), path
         )
     if path.suffix.lower() == ".ply":
-        from pipeline.ply import read_ply
+        from pipeline.io.ply import read_ply
 
         ply = read_ply(path)
         stem = path.stem
@@ -79,8 +79,8 @@ class SuperpointResult:
 
 
 def compute_superpoints(geometry: Geometry, params: SuperpointsParams | dict) -> SuperpointResult:
-    from pipeline import superpoints as sp
-    from pipeline.geometry import mesh_vertex_normals
+    from pipeline.scene import superpoints as sp
+    from pipeline.scene.geometry import mesh_vertex_normals
 
     p = SuperpointsParams.from_dict(params)
     mode = p.mode
@@ -97,7 +97,7 @@ def compute_superpoints(geometry: Geometry, params: SuperpointsParams | dict) ->
     if mode == "points":
         normals = geometry.normals
         if normals is None or len(normals) != len(geometry.vertices):
-            from pipeline.geometry import point_cloud_normals
+            from pipeline.scene.geometry import point_cloud_normals
 
             sp.check_vertices(geometry.vertices, source)  # report NaNs before the normal estimation
             normals = point_cloud_normals(geometry.vertices, k=max(p.knn, 3))
@@ -150,8 +150,8 @@ def run_superpoints(scene_h5: str | os.PathLike, out_path: str | os.PathLike,
         text = segs_json_text(result.segment_ids, geometry.scene_id, p.k_thresh, p.seg_min_verts)
         write_text(out_path, text)
         return out_path
-    from pipeline.artifacts import write_artifact
-    from pipeline.superpoints import superpoint_summary
+    from pipeline.io.artifacts import write_artifact
+    from pipeline.scene.superpoints import superpoint_summary
 
     summary = superpoint_summary(geometry.vertices, result.normals, result.segment_ids, result.edges,
                                  p.adjacency_radius)

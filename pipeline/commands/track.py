@@ -15,7 +15,7 @@ Attributes: tracker, width, height, unknown_label (65535), n_objects, n_refused 
 resumed_from_step, empty_reason ("" unless there was nothing to track).
 
 Label maps are written to the artifact as they are made (memory does not grow with the number
-of frames). A killed run resumes from ``tracks.h5.resume/`` (see pipeline/resume.py), written
+of frames). A killed run resumes from ``tracks.h5.resume/`` (see pipeline/io/resume.py), written
 every ``checkpoint_every`` steps where the tracker can resume (sam2: at window starts).
 """
 
@@ -28,11 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import artifact_writer, read_artifact, write_artifact
+from pipeline.io.artifacts import artifact_writer, read_artifact, write_artifact
 from pipeline.commands.keyframe_masks import KeyframeMasks, open_masks2d
 from pipeline.cli import add_command, params_from_args
 from pipeline.errors import InputError
-from pipeline.resume import ResumeFolder, fingerprint, json_array
+from pipeline.io.resume import ResumeFolder, fingerprint, json_array
 from pipeline.tracking.base import StepFrames, build_tracker
 from pipeline.tracking.driver import UNKNOWN_LABEL, TrackingDriver
 from pipeline.params import TrackParams

@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 
 from pipeline.errors import InputError
-from pipeline.resume import fingerprint as run_fingerprint
+from pipeline.io.resume import fingerprint as run_fingerprint
 
 # torch and the training modules are imported inside the functions: `python -m pipeline --help`
 # imports every command module and should stay fast.
@@ -29,7 +29,7 @@ ARTIFACT_NAMES = {"scene": "scene.h5", "superpoints": "superpoints.h5", "boxes":
 
 def scene_inputs_from_dir(scene_dir):
     """SceneInputs of one results/<scene> folder (optional artifacts only when present)."""
-    from pipeline.train.data import SceneInputs
+    from pipeline.learning.train.data import SceneInputs
 
     scene_dir = Path(scene_dir)
     if not (scene_dir / "scene.h5").is_file():
@@ -41,7 +41,7 @@ def scene_inputs_from_dir(scene_dir):
 
 def choose_mode(requested: str, inputs: list) -> str:
     """box / unsupervised; auto = box when every scene has boxes.h5, else unsupervised."""
-    from pipeline.train.modes import resolve_mode
+    from pipeline.learning.train.modes import resolve_mode
 
     missing = [item.name for item in inputs if item.boxes is None]
     try:
@@ -54,7 +54,7 @@ def choose_mode(requested: str, inputs: list) -> str:
 
 
 def fingerprint(params: dict, mode: str, inputs: list) -> str:
-    """Identity of a training run (pipeline.resume.fingerprint): parameters, mode, and each scene's
+    """Identity of a training run (pipeline.io.resume.fingerprint): parameters, mode, and each scene's
     artifacts with their size and mtime."""
     present = [(item.name, key, getattr(item, key)) for item in inputs for key in ARTIFACT_NAMES
                if getattr(item, key) is not None]
@@ -67,9 +67,9 @@ def resume_path(out_path) -> Path:
 
 
 def build_trainer(inputs: list, params: dict | None = None):
-    from pipeline.train.config import merged_params, resolve
-    from pipeline.train.data import SceneStore, label_vocabulary
-    from pipeline.train.loop import Trainer
+    from pipeline.learning.train.config import merged_params, resolve
+    from pipeline.learning.train.data import SceneStore, label_vocabulary
+    from pipeline.learning.train.loop import Trainer
 
     if not inputs:
         raise InputError(None, "train: no scenes given")
@@ -90,11 +90,11 @@ def run_train(inputs: list, out_path, params: dict | None = None, resume: bool =
 
     ``stop_after`` ends the run after that many steps, leaving only the resumable checkpoint
     (for tests and for splitting long runs); returns None then. ``inputs``: a list of
-    ``pipeline.train.data.SceneInputs``; ``on_phase_end``: see ``Trainer.run``. Under torchrun
+    ``pipeline.learning.train.data.SceneInputs``; ``on_phase_end``: see ``Trainer.run``. Under torchrun
     it joins the process group (unless the caller already has) and leaves it at the end.
     """
-    from pipeline.train import distributed
-    from pipeline.train.config import merged_params
+    from pipeline.learning.train import distributed
+    from pipeline.learning.train.config import merged_params
 
     joined = not distributed.active() and distributed.init(str(merged_params(params)["device"]))
     try:
@@ -105,8 +105,8 @@ def run_train(inputs: list, out_path, params: dict | None = None, resume: bool =
 
 
 def _train_and_write(inputs, out_path, params, resume, stop_after, on_phase_end) -> Path | None:
-    from pipeline.train import distributed
-    from pipeline.train.loop import atomic_torch_save, load_checkpoint_file
+    from pipeline.learning.train import distributed
+    from pipeline.learning.train.loop import atomic_torch_save, load_checkpoint_file
 
     trainer = build_trainer(inputs, params)
     if trainer.config.devices > 1 and trainer.world == 1:
@@ -154,7 +154,7 @@ def _handle(args) -> int:
         raise InputError(None, "train: give either --scene-dir (repeat) or --inputs, not both or neither")
     inputs = [scene_inputs_from_dir(d) for d in args.scene_dir] if args.scene_dir else read_inputs_file(args.inputs)
     out = run_train(inputs, args.out, params, resume=not args.no_resume)
-    from pipeline.train import distributed
+    from pipeline.learning.train import distributed
 
     if distributed.env_world()[0] == 0:
         print(f"wrote {out}")
@@ -174,7 +174,7 @@ def write_inputs_file(inputs: list, path) -> Path:
 
 
 def read_inputs_file(path) -> list:
-    from pipeline.train.data import SceneInputs
+    from pipeline.learning.train.data import SceneInputs
 
     try:
         rows = json.loads(Path(path).read_text())

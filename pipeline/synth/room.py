@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from pipeline.geometry import instance_boxes
+from pipeline.scene.geometry import instance_boxes
 from pipeline.synth import texture
 from pipeline.synth.mesh import box_surface, cylinder_surface, plane_surface
 

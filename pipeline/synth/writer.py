@@ -21,7 +21,7 @@ import numpy as np
 
 from pipeline import __version__
 from pipeline.errors import InputError
-from pipeline.ply import write_ply
+from pipeline.io.ply import write_ply
 from pipeline.synth.camera import camera_trajectory, default_intrinsic
 from pipeline.synth.render import RoomRenderer
 from pipeline.synth.room import Room, generate_room

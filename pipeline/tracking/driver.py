@@ -38,7 +38,7 @@ from typing import Callable
 import numpy as np
 from scipy import sparse
 
-from pipeline.masks2d.base import MaskSet
+from pipeline.tracking.masks2d.base import MaskSet
 from pipeline.tracking.base import StepFrames, Tracker
 from pipeline.tracking.states import MAX_OBJECT_ID, ObjectStateMachine, State, StateChange
 from pipeline.params import TrackParams

@@ -7,7 +7,7 @@ so every mask pixel has a depth reading and a ray.
 
 Poses are camera-to-world (OpenCV convention: x right, y down, z forward); a camera point
 (x, y, z) lands on pixel u = fx x / z + cx, v = fy y / z + cy with pixel centres at integers.
-(pipeline/backproject.py does the same projection in torch for feature maps; these numpy helpers
+(pipeline/unscene3d/backproject.py does the same projection in torch for feature maps; these numpy helpers
 serve integer label maps at the working resolution and keep the weight-free path free of torch.)
 """
 
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import scannet
+from pipeline.io import scannet
 from pipeline.errors import InputError
-from pipeline.geometry import scale_intrinsics
+from pipeline.scene.geometry import scale_intrinsics
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.checkpoints import require_checkpoint
+from pipeline.io.checkpoints import require_checkpoint
 from pipeline.devices import resolve_device
-from pipeline.masks2d.base import pack_masks, unpack_masks
+from pipeline.tracking.masks2d.base import pack_masks, unpack_masks
 from pipeline.tracking.base import StepFrames, Tracker
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class Sam2Tracker(Tracker):
     name = "sam2"
 
     def __init__(self, frames: StepFrames, params: dict | None = None, device: str = "auto"):
-        from pipeline.masks2d.sam2_amg import build_sam2_model
+        from pipeline.tracking.masks2d.sam2_amg import build_sam2_model
 
         self.frames = frames
         self.params = {**DEFAULT_PARAMS, **(params or {})}

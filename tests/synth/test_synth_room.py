@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline.geometry import mesh_vertex_normals
+from pipeline.scene.geometry import mesh_vertex_normals
 from pipeline.synth import camera_trajectory, generate_room
 from pipeline.synth.writer import aggregation_json, boxes_json
 

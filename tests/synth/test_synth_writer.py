@@ -9,7 +9,7 @@ from PIL import Image
 from pipeline.cli import main
 from pipeline.commands.synth import run_synth
 from pipeline.errors import InputError
-from pipeline.ply import read_ply
+from pipeline.io.ply import read_ply
 from pipeline.synth import default_intrinsic, generate_room, write_synthetic_scene
 from pipeline.synth.render import RoomRenderer
 

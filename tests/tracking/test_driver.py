@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipeline.masks2d.base import MaskSet
+from pipeline.tracking.masks2d.base import MaskSet
 from pipeline.tracking.base import Tracker
 from pipeline.tracking.driver import (DEFAULT_PARAMS, UNKNOWN_LABEL, TrackingDriver, apply_keyframe,
                                       drop_small_objects, overlap_table)

@@ -130,7 +130,7 @@ def test_snapshot_restores_an_identical_tracker():
 
 
 def test_colour_is_resampled_into_the_depth_camera():
-    from pipeline.geometry import scale_intrinsics
+    from pipeline.scene.geometry import scale_intrinsics
     from pipeline.tracking.frames import ColourSampler
 
     colour_k = scale_intrinsics(np.pad(CAMERA.intrinsic, ((0, 1), (0, 1))), (W, H), (2 * W, 2 * H))

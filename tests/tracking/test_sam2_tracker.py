@@ -4,15 +4,15 @@ SAM automatic masks on keyframes -> SAM 2 video propagation in windows -> liftin
 import numpy as np
 import pytest
 
-from masks2d.test_sam import TINY as TINY_SAM
-from masks2d.test_sam2_amg import TINY_CONFIG, TINY_SAM2_OVERRIDES, save_tiny_sam2
-from pipeline.artifacts import read_artifact
+from tracking.masks2d.test_sam import TINY as TINY_SAM
+from tracking.masks2d.test_sam2_amg import TINY_CONFIG, TINY_SAM2_OVERRIDES, save_tiny_sam2
+from pipeline.io.artifacts import read_artifact
 from pipeline.commands.ingest import run_ingest
 from pipeline.commands.keyframe_masks import read_masks2d, run_keyframe_masks
 from pipeline.commands.lift import run_lift
 from pipeline.commands.superpoints import run_superpoints
 from pipeline.commands.track import run_track
-from pipeline.masks2d.sam import architecture_of, build_sam
+from pipeline.tracking.masks2d.sam import architecture_of, build_sam
 from pipeline.synth import write_synthetic_scene
 from pipeline.tracking import driver as driver_module
 from pipeline.tracking.sam2_tracker import labels_from_logits

@@ -5,14 +5,14 @@ import logging
 import numpy as np
 import pytest
 
-from pipeline.artifacts import read_artifact
+from pipeline.io.artifacts import read_artifact
 from pipeline.commands.ingest import run_ingest
 from pipeline.commands.keyframe_masks import read_masks2d, run_keyframe_masks
 from pipeline.commands.lift import run_lift
 from pipeline.commands.superpoints import run_superpoints
 from pipeline.commands.track import run_track
 from pipeline.errors import InputError
-from pipeline.ply import write_ply
+from pipeline.io.ply import write_ply
 from pipeline.synth import write_synthetic_scene
 from pipeline.tracking import driver as driver_module
 from pipeline.tracking.driver import UNKNOWN_LABEL

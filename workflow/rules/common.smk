@@ -3,7 +3,7 @@ import os
 from functools import cache
 from pathlib import Path
 
-from pipeline.resume import without_run_settings
+from pipeline.io.resume import without_run_settings
 
 RESULTS = config["results_dir"]
 
@@ -62,7 +62,7 @@ def stage_config(stage):
 
     Run settings (RUN_SETTINGS: checkpoint_every, log_every, train's scene_cache and prefetch) are left
     out, so editing them reruns nothing; the scripts take them from the config with
-    pipeline.resume.with_run_settings.
+    pipeline.io.resume.with_run_settings.
     """
     return without_run_settings(config.get(stage, {}))
 
@@ -155,7 +155,7 @@ def scene_has_boxes(scene):
 @cache  # asked once per job by input functions: without the cache, planning grows with scenes squared
 def learning_mode():
     """train.mode, with auto resolved: box when every scene has boxes, else unsupervised."""
-    from pipeline.train.modes import resolve_mode
+    from pipeline.learning.train.modes import resolve_mode
 
     return resolve_mode(stage_config("train").get("mode", "auto"), [s for s in SCENES if not scene_has_boxes(s)])
 

@@ -1,6 +1,6 @@
 # Adapter: snakemake rule `evaluate` -> pipeline.commands.evaluate.run_evaluate
 from pipeline.commands.evaluate import run_evaluate
-from pipeline.rulelog import rule_logging
+from pipeline.io.rulelog import rule_logging
 
 cfg = dict(snakemake.params.cfg)
 with rule_logging(snakemake.log[0], "evaluate", cfg, snakemake.input, snakemake.output) as log:

@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from pipeline.commands.export import run_export
-from pipeline.rulelog import rule_logging
+from pipeline.io.rulelog import rule_logging
 
 with rule_logging(snakemake.log[0], "export", snakemake.params.cfg, snakemake.input, snakemake.output):
     run_export(

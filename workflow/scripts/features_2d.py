@@ -1,7 +1,7 @@
 # Adapter: snakemake rule `features_2d` -> pipeline.commands.features_2d.run_features_2d
 from pipeline.commands.features_2d import run_features_2d
-from pipeline.resume import with_run_settings
-from pipeline.rulelog import rule_logging
+from pipeline.io.resume import with_run_settings
+from pipeline.io.rulelog import rule_logging
 
 params = with_run_settings(snakemake.params.cfg, snakemake.config.get("features_2d", {}))
 with rule_logging(snakemake.log[0], "features_2d", params, snakemake.input, snakemake.output):

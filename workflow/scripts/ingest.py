@@ -1,6 +1,6 @@
 # Adapter: snakemake rule `ingest` -> pipeline.commands.ingest.run_ingest
 from pipeline.commands.ingest import run_ingest
-from pipeline.rulelog import rule_logging
+from pipeline.io.rulelog import rule_logging
 
 with rule_logging(snakemake.log[0], "ingest", snakemake.params.cfg, snakemake.input, snakemake.output):
     run_ingest(

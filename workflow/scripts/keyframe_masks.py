@@ -1,7 +1,7 @@
 # Adapter: snakemake rule `keyframe_masks` -> pipeline.commands.keyframe_masks.run_keyframe_masks
 from pipeline.commands.keyframe_masks import run_keyframe_masks
-from pipeline.resume import with_run_settings
-from pipeline.rulelog import rule_logging
+from pipeline.io.resume import with_run_settings
+from pipeline.io.rulelog import rule_logging
 
 params = with_run_settings(snakemake.params.cfg, snakemake.config.get("keyframe_masks", {}))
 with rule_logging(snakemake.log[0], "keyframe_masks", params, snakemake.input, snakemake.output):

@@ -1,6 +1,6 @@
 # Adapter: snakemake rule `lift` -> pipeline.commands.lift.run_lift
 from pipeline.commands.lift import run_lift
-from pipeline.rulelog import rule_logging
+from pipeline.io.rulelog import rule_logging
 
 with rule_logging(snakemake.log[0], "lift", snakemake.params.cfg, snakemake.input, snakemake.output):
     run_lift(snakemake.input.scene, snakemake.input.superpoints, snakemake.input.tracks, snakemake.output[0],

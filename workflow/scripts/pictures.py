@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from pipeline.commands.pictures import run_pictures
-from pipeline.rulelog import rule_logging
+from pipeline.io.rulelog import rule_logging
 
 with rule_logging(snakemake.log[0], "pictures", snakemake.params.cfg, snakemake.input, snakemake.output):
     run_pictures(

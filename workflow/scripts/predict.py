@@ -1,7 +1,7 @@
 # Adapter: snakemake rule `predict` -> pipeline.commands.predict.run_predict
 from pipeline.commands.predict import run_predict
-from pipeline.rulelog import rule_logging
-from pipeline.train.data import SceneInputs
+from pipeline.io.rulelog import rule_logging
+from pipeline.learning.train.data import SceneInputs
 
 with rule_logging(snakemake.log[0], "predict", snakemake.params.cfg, snakemake.input, snakemake.output):
     inputs = SceneInputs(snakemake.wildcards.scene, snakemake.input.scene, snakemake.input.superpoints,

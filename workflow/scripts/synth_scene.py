@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from pipeline.commands.synth import run_synth
-from pipeline.rulelog import rule_logging
+from pipeline.io.rulelog import rule_logging
 
 with rule_logging(snakemake.log[0], "synth_scene", snakemake.params.spec, [], snakemake.output):
     run_synth(Path(snakemake.output.mesh).parent, dict(snakemake.params.spec))

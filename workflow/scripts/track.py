@@ -1,8 +1,8 @@
 # Adapter: snakemake rule `track` -> pipeline.commands.track.run_track
 # A killed job resumes from tracks.h5.resume/ beside the output (removed when the job succeeds).
 from pipeline.commands.track import run_track
-from pipeline.resume import with_run_settings
-from pipeline.rulelog import rule_logging
+from pipeline.io.resume import with_run_settings
+from pipeline.io.rulelog import rule_logging
 
 params = with_run_settings(snakemake.params.cfg, snakemake.config.get("track", {}))
 with rule_logging(snakemake.log[0], "track", params, snakemake.input, snakemake.output):

@@ -6,10 +6,10 @@ import logging
 import subprocess
 
 from pipeline.commands.train import run_train, write_inputs_file
-from pipeline.resume import with_run_settings
-from pipeline.rulelog import rule_logging
-from pipeline.train.data import SceneInputs
-from pipeline.train.distributed import torchrun_command
+from pipeline.io.resume import with_run_settings
+from pipeline.io.rulelog import rule_logging
+from pipeline.learning.train.data import SceneInputs
+from pipeline.learning.train.distributed import torchrun_command
 
 
 def scene_inputs(index, name):
