@@ -176,7 +176,7 @@ def fuse_tsdf(frames: FrameSource, params: FuseMeshParams | dict | None = None) 
     if total_voxels > p.max_voxels:
         raise ValueError(
             f"TSDF volume would need {total_voxels:,} voxels ({len(block_keys)} blocks of {block_voxels}^3) "
-            f"> max_voxels {int(p['max_voxels']):,}; use a larger voxel size"
+            f"> max_voxels {int(p.max_voxels):,}; use a larger voxel size"
         )
     color_type = o3d.pipelines.integration.TSDFVolumeColorType
     has_color = frames.color(valid[0]) is not None

@@ -68,6 +68,7 @@ def test_prefetch_order_equals_the_step_order():
     trainer = Trainer(store, resolve({**TINY, "iterations": 7}), "box", sorted(set(room_scene(0)[1])))
     planned = len(loader.order)
     assert planned == 4  # the summaries: each scene once
+    cached_after_planning = store.cached  # (planning loads ahead on a thread: its load order varies)
     used = []
     while not trainer.complete:
         ahead = trainer.upcoming_scenes()
@@ -78,7 +79,7 @@ def test_prefetch_order_equals_the_step_order():
     after = loader.order[planned:]
     # every change of scene is one load, in step order (a scene used twice in a row is not reloaded)
     changes = [s for i, s in enumerate(used) if i == 0 or s != used[i - 1]]
-    expected = changes if changes[0] != loader.order[planned - 1] else changes[1:]  # the last planned is cached
+    expected = changes[1:] if changes[0] in cached_after_planning else changes
     assert after == expected
 
 
