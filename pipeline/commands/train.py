@@ -15,6 +15,7 @@ import json
 import logging
 from pathlib import Path
 
+from pipeline.cli import add_command, params_from_args
 from pipeline.errors import InputError
 from pipeline.io.resume import fingerprint as run_fingerprint
 
@@ -144,21 +145,18 @@ def _train_and_write(inputs, out_path, params, resume, stop_after, on_phase_end)
     return Path(out_path) if complete else None
 
 
-def _handle(args) -> int:
-    params = json.loads(args.params) if args.params else {}
-    for key in ("mode", "preset", "iterations", "device", "seed"):
-        value = getattr(args, key)
-        if value is not None:
-            params[key] = value
+TRAIN_FLAGS = ("mode", "preset", "iterations", "device", "seed")
+
+
+def _run(args):
+    params = params_from_args(args)
     if bool(args.scene_dir) == bool(args.inputs):
         raise InputError(None, "train: give either --scene-dir (repeat) or --inputs, not both or neither")
     inputs = [scene_inputs_from_dir(d) for d in args.scene_dir] if args.scene_dir else read_inputs_file(args.inputs)
     out = run_train(inputs, args.out, params, resume=not args.no_resume)
     from pipeline.learning.train import distributed
 
-    if distributed.env_world()[0] == 0:
-        print(f"wrote {out}")
-    return 0
+    return out if distributed.env_world()[0] == 0 else None  # one rank reports what was written
 
 
 INPUT_KEYS = ("name", "scene", "superpoints", "boxes", "ncut", "lifted")
@@ -190,8 +188,10 @@ def read_inputs_file(path) -> list:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "train",
+    # train's parameters are the nested train section (pipeline/learning/train/config.py checks them),
+    # so its flags are declared here rather than generated from a StageParams class.
+    parser = add_command(
+        subparsers, "train", _run,
         help="train the instance model on all scenes (box: BEEP3D, unsupervised: UnScene3D + curriculum)",
         description="Train one model on all scenes. Each --scene-dir is a results/<scene> folder holding "
         "scene.h5 and superpoints.h5, plus boxes.h5 (box mode) or ncut.h5 / lifted.h5 (unsupervised).",
@@ -205,6 +205,7 @@ def register(subparsers) -> None:
     parser.add_argument("--iterations", type=int, help="box-mode steps")
     parser.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--params", help="JSON object of train parameters (as in config.yaml's train section)")
+    parser.add_argument("--params", metavar="JSON",
+                        help="train parameters as a JSON object, as in config.yaml's train section (flags override it)")
     parser.add_argument("--no-resume", action="store_true", help="start afresh even if <out>.last exists")
-    parser.set_defaults(func=_handle)
+    parser.set_defaults(_flags=TRAIN_FLAGS)
