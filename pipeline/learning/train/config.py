@@ -40,8 +40,8 @@ DEFAULT_PARAMS: dict = {
     "unsupervised": {},  # curriculum, phases, tau_drop, tau_conf, novel_iou, duplicate_iou, min_points, mask_threshold, nms_iou
 }
 
-# Unsupervised training follows the granularity-consistent curriculum (the numbers below were measured
-# before the demo preset added the LESS auxiliaries, see LESS below): each preset phase names its
+# Unsupervised training follows the granularity-consistent curriculum (LESS auxiliaries off, see
+# below): each preset phase names its
 # stage, and train.unsupervised.curriculum says what a stage learns from (a phase may instead list
 # its own targets). The defaults are the paper's; the other options stay because they measured
 # better for the student. benchmarks/curriculum.py, the two demo rooms, demo preset, seeds 0-2 for
@@ -72,16 +72,12 @@ CURRICULUM = {
     "full_scene": ["predicted"],
 }
 NO_ROTATION = {"rotate": False}
-# LESS's auxiliaries in the demo's unsupervised phases. At this budget the student alone does not fit
-# its targets without them; with them it does, and a self-training round then improves it
-# (benchmarks/real_scan.py, scene0000_00, seeds 0-2, AP / AP50 of the student alone after the NCut
-# phase -> after self-training: 1.3 / 2.2 -> 0.4 / 1.3 without, 3.9 / 12.8 -> 5.1 / 13.5 with).
-# The contrastive term alone (seed 0) fit best (AP50 16.0) but fell to 6.0 in self-training; the
-# area term keeps the masks from sprawling there. On the two demo rooms (benchmarks/curriculum.py,
-# default curriculum, seeds 0-2) the student reached 0.33 / 0.54 / 0.72 after the multi-view stage and
-# 0.28 / 0.44 / 0.58 after the full-scene stage (without LESS 0.06 / 0.12 / 0.34 at the end); the final
-# labels are NCut's 0.56 / 0.70 / 0.70 either way. The paper preset keeps UnScene3D's losses.
-LESS = {"area": 0.1, "contrastive": 0.5}
+# LESS's auxiliaries (a phase's `loss: {area: 0.1, contrastive: 0.5}`) are an option, off in both
+# presets. On scene0000_00 (benchmarks/real_scan.py, seeds 0-2) they make the student alone fit its
+# NCut targets (AP / AP50 after the NCut phase -> after self-training: 1.3 / 2.2 -> 0.4 / 1.3 without,
+# 3.9 / 12.8 -> 5.1 / 13.5 with; on the demo rooms 0.06 / 0.12 / 0.34 at the end without, 0.28 / 0.44 /
+# 0.58 with), but the final labels, which keep NCut's masks, gain nothing from it: 7.5 / 16.0 / 21.0
+# with, 7.5 / 16.0 / 21.9 +- 1.6 without (one seed's new mask added AP25). The labels decide.
 PRESETS: dict[str, dict] = {
     "paper": {
         "epochs": 512,
@@ -120,10 +116,9 @@ PRESETS: dict[str, dict] = {
         "box": {"ema_decay": 0.95, "queries": "boxes", "min_margin": 0.1},
         "loss": {"feature_form": "mean_abs"},
         "unsupervised": {"phases": [
-            {"name": "views", "stage": "single_view", "iterations": 40, "lr": 5e-3, "augment": NO_ROTATION, "loss": LESS},
-            {"name": "tracked", "stage": "multi_view", "iterations": 200, "lr": 5e-3, "augment": NO_ROTATION, "loss": LESS},
-            {"name": "self_training", "stage": "full_scene", "iterations": 100, "lr": 5e-3, "augment": NO_ROTATION,
-             "loss": LESS},
+            {"name": "views", "stage": "single_view", "iterations": 40, "lr": 5e-3, "augment": NO_ROTATION},
+            {"name": "tracked", "stage": "multi_view", "iterations": 200, "lr": 5e-3, "augment": NO_ROTATION},
+            {"name": "self_training", "stage": "full_scene", "iterations": 100, "lr": 5e-3, "augment": NO_ROTATION},
         ]},
     },
 }
