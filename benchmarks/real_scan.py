@@ -120,13 +120,29 @@ def input_rows(folder: Path, score: Scorer) -> dict[str, dict]:
         boxes = read_artifact(folder / "boxes.h5", "boxes", required=["smallest_box"])
         smallest = boxes["smallest_box"].astype(np.int64)
         rows["box rule: smallest containing box"] = score("smallest_box", smallest, None, smallest)
+        if "surface_background" in boxes:
+            cleaned = np.where(boxes["surface_background"].astype(bool), -1, smallest)
+            rows["box rule less the surface background"] = score("smallest_box", cleaned, None, smallest)
     return rows
 
 
+def reusable_model(path: Path, params: dict) -> bool:
+    """A finished model at ``path`` trained with these train parameters (``--reuse-models``)."""
+    from pipeline.learning.train.config import resolve
+    from pipeline.learning.train.loop import load_checkpoint_file
+
+    if not path.is_file():
+        return False
+    state = load_checkpoint_file(path)
+    return bool(state.get("complete")) and resolve(json.loads(state["params"])) == resolve(params)
+
+
 def train_and_predict(inputs: list, folders: list[Path], mode: str, seed: int, train_params: dict,
-                      predict_params: dict, work: Path, scorers: list[Scorer], phase_rows: dict) -> list[dict]:
+                      predict_params: dict, work: Path, scorers: list[Scorer], phase_rows: dict,
+                      reuse: bool = False) -> list[dict]:
     """One training run (all scenes) and its final labels' metrics per scene; unsupervised runs
-    also score the student after every phase into ``phase_rows[(scene, phase)]``."""
+    also score the student after every phase into ``phase_rows[(scene, phase)]``. With ``reuse`` a
+    finished model of the same settings in ``work`` is scored again instead of retrained."""
     from pipeline.commands.predict import run_predict, training_masks
     from pipeline.commands.train import run_train
     from pipeline.learning.predict import predict_unsupervised
@@ -144,8 +160,12 @@ def train_and_predict(inputs: list, folders: list[Path], mode: str, seed: int, t
     model = work / "_training" / f"{mode}_seed{seed}.pt"
     params = {**train_params, "mode": mode, "seed": seed}
     started = time.monotonic()
-    run_train(inputs, model, params, resume=False, on_phase_end=after_phase)
-    train_seconds = time.monotonic() - started
+    if reuse and reusable_model(model, params):
+        print(f"  reusing {model} (same train settings)", flush=True)
+        train_seconds = None
+    else:
+        run_train(inputs, model, params, resume=False, on_phase_end=after_phase)
+        train_seconds = time.monotonic() - started
     results = []
     for item, folder, score in zip(inputs, folders, scorers):
         out = folder / f"pseudo_labels_{mode}_seed{seed}.h5"
@@ -189,6 +209,9 @@ def main(argv=None) -> int:
     parser.add_argument("--oracle-boxes", action="store_true", help="ingest.boxes_from_ground_truth (oracle boxes)")
     parser.add_argument("--work", type=Path, help="folder for the artifacts (default: a temporary folder)")
     parser.add_argument("--json", type=Path, help="write every number as JSON here")
+    parser.add_argument("--reuse-models", action="store_true",
+                        help="score finished models already in --work that have the same train settings instead of "
+                             "retraining them (after a change to predict or the per-scene stages)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -229,8 +252,9 @@ def main(argv=None) -> int:
         for seed in args.seeds:
             print(f"{mode} mode, seed {seed}: training on {len(inputs)} scene(s) ...", flush=True)
             results = train_and_predict(inputs, folders, mode, seed, train_params, predict_params, work, scorers,
-                                        phase_rows)
-            times.append(results[0]["train_seconds"])
+                                        phase_rows, args.reuse_models)
+            if results[0]["train_seconds"] is not None:
+                times.append(results[0]["train_seconds"])
             for folder, metrics in zip(folders, results):
                 rows[folder.name].setdefault(f"final pseudo-labels, {mode} mode", []).append(metrics)
         mode_seconds[mode] = times
@@ -250,6 +274,9 @@ def main(argv=None) -> int:
                   + " |")
         print()
     for mode, times in mode_seconds.items():
+        if not times:
+            print(f"{mode} mode: every model reused, no training time measured")
+            continue
         print(f"{mode} mode: training {statistics.mean(times) / 60:.1f} min per seed on {len(folders)} scene(s)")
     print(f"total {(time.monotonic() - started) / 60:.1f} min; artifacts in {work}")
     if args.json:

@@ -405,6 +405,13 @@ class BoxPartitionParams(StageParams):
     STAGE: ClassVar[str] = "box_partition"
     chunk: int = 65536  # points per membership test (bounds the (chunk, B, 3) temporaries)
     containment_tolerance: float = 0.0  # metres: a box counts as inside another if it sticks out at most this much
+    # Surfaces that enter a box from outside every box (wall, floor, door jamb) are background there
+    # (pipeline.learning.box_background); "none" keeps every point inside a box.
+    surface_background: Literal["planes", "none"] = "planes"
+    background_shell: float = 0.1  # metres around a box searched for outside surfaces
+    background_tolerance: float = 0.02  # metres from a plane that still count as on it
+    background_min_support: int = 30  # outside points a plane needs
+    background_link: float = 0.1  # metres between plane points linking a box's points to the outside
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -420,6 +427,8 @@ class PredictParams(StageParams):
     # they cover, are below this
     novel_iou: float = 0.5
     input_scores: Literal["own", "model"] = "own"  # unsupervised: input masks keep their own scores or the model's
+    # box mode: every box instance scores 1 (one) or the share of the box's points it keeps (kept_share)
+    box_scores: Literal["one", "kept_share"] = "one"
     device: str = "auto"
 
 

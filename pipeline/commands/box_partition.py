@@ -8,20 +8,35 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.io.artifacts import read_artifact, write_artifact
-from pipeline.learning.boxes import check_boxes, partition_points, smallest_box_assignment, summarise_boxes
+from pipeline.learning.box_background import SurfaceBackgroundSettings, surface_background
+from pipeline.learning.boxes import (BACKGROUND, check_boxes, partition_points, smallest_box_assignment,
+                                     summarise_boxes)
 from pipeline.cli import add_command, params_from_args
 from pipeline.errors import InputError
 from pipeline.params import BoxPartitionParams
+from pipeline.scene.geometry import point_cloud_normals
 
 log = logging.getLogger(__name__)
 
 
+def background_settings(params: BoxPartitionParams) -> SurfaceBackgroundSettings:
+    return SurfaceBackgroundSettings(shell=params.background_shell, tolerance=params.background_tolerance,
+                                     min_support=params.background_min_support, link=params.background_link)
+
+
 def box_partition_arrays(vertices: np.ndarray, box_min, box_max, labels, instance,
-                         params: BoxPartitionParams) -> tuple[dict, dict]:
-    """The arrays and attributes of boxes.h5 for one scene."""
+                         params: BoxPartitionParams, normals: np.ndarray | None = None) -> tuple[dict, dict]:
+    """The arrays and attributes of boxes.h5 for one scene (``normals`` only for surface_background)."""
     partition = partition_points(vertices, box_min, box_max, params.chunk)
     summary = summarise_boxes(partition, box_min, box_max, float(params.containment_tolerance))
+    background = np.zeros(len(vertices), bool)
+    if params.surface_background == "planes" and len(box_min):
+        if normals is None or not np.any(normals):
+            normals = point_cloud_normals(vertices)
+        background = surface_background(vertices, normals, box_min, box_max, partition.point_box != BACKGROUND,
+                                        background_settings(params))
     arrays = {
+        "surface_background": background,
         "point_box": partition.point_box,
         "n_containing": partition.n_containing,
         "ambiguous": {"point": partition.ambiguous_point, "box": partition.ambiguous_box},
@@ -43,6 +58,7 @@ def box_partition_arrays(vertices: np.ndarray, box_min, box_max, labels, instanc
         "n_labelled": int(partition.labelled.sum()),
         "n_ambiguous": int(partition.ambiguous.sum()),
         "n_background": int(partition.background.sum()),
+        "n_surface_background": int(background.sum()),
         "n_nested": int((summary.contained_in >= 0).sum()),
         "n_empty_boxes": int((summary.n_points == 0).sum()),
     }
@@ -63,7 +79,8 @@ def run_box_partition(scene_path, out_path, params: BoxPartitionParams | dict | 
     instance = scene.get("boxes/instance", np.full(len(box_min), -1, np.int32))
     if len(box_min) == 0:
         log.warning("%s: the scene has zero boxes; every point is background and box training will skip it", scene_path)
-    arrays, attrs = box_partition_arrays(scene["vertices"], box_min, box_max, labels, instance, params)
+    arrays, attrs = box_partition_arrays(scene["vertices"], box_min, box_max, labels, instance, params,
+                                         scene.get("normals"))
     nested = np.flatnonzero(arrays["box"]["contained_in"] >= 0)
     for inner in nested:
         log.warning(
@@ -76,8 +93,10 @@ def run_box_partition(scene_path, out_path, params: BoxPartitionParams | dict | 
     if len(empty):
         log.warning("%s: boxes %s contain no point", scene_path, empty[:20].tolist())
     log.info(
-        "%s: %d boxes, %d labelled points (one box), %d ambiguous (several), %d background, %d nested boxes",
+        "%s: %d boxes, %d labelled points (one box), %d ambiguous (several), %d background, %d nested boxes, "
+        "%d points inside boxes on surfaces that continue outside them",
         scene_path, attrs["n_boxes"], attrs["n_labelled"], attrs["n_ambiguous"], attrs["n_background"], attrs["n_nested"],
+        attrs["n_surface_background"],
     )
     attrs["scene_name"] = scene.attrs.get("scene_name", "")
     attrs["boxes_source"] = scene.attrs.get("boxes_source", "")  # "ground_truth (oracle)" marks oracle boxes
@@ -92,7 +111,9 @@ def register(subparsers) -> None:
         "(P^l), points in two or more are ambiguous (P^u), points in none are background.",
         params=BoxPartitionParams,
         flags={"containment_tolerance": "metres a box may stick out of another and still count as inside it "
-                                        "(reporting only)"},
+                                        "(reporting only)",
+               "surface_background": "planes: mark points inside a box that lie on a plane continuing outside "
+                                     "every box (wall, floor, jamb) as background; none: keep them"},
     )
     parser.add_argument("scene", help="scene.h5 (from ingest) with boxes/min, boxes/max")
     parser.add_argument("--out", required=True, help="output boxes.h5")

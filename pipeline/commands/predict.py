@@ -56,7 +56,7 @@ def run_predict(model_path, inputs, out_path, params: PredictParams | dict | Non
     label_index = {label: i for i, label in enumerate(state["labels"])}
     scene = load_scene(inputs, label_index, want_boxes=mode == "box")
     if mode == "box":
-        labels = predict_boxes(model, scene, train_config.box, device)
+        labels = predict_boxes(model, scene, train_config.box, device, params.box_scores)
     else:
         labels = predict_unsupervised(model, scene, params, device, training_masks(scene, train_config))
     n_instances = int(len(labels.instance_score))

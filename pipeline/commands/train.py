@@ -81,7 +81,8 @@ def build_trainer(inputs: list, params: dict | None = None):
     label_index = {label: i for i, label in enumerate(labels)}
     # Scenes stream from their artifacts (train.scene_cache of them in memory), so memory does not
     # grow with the number of scenes; the vocabulary above reads only the boxes' labels.
-    scenes = SceneStore.from_inputs(inputs, label_index, mode == "box", config.scene_cache, config.prefetch)
+    scenes = SceneStore.from_inputs(inputs, label_index, mode == "box", config.scene_cache, config.prefetch,
+                                    config.box.targets_without_surface_background)
     return Trainer(scenes, config, mode, labels, merged, fingerprint(merged, mode, inputs))
 
 

@@ -14,7 +14,8 @@ from pipeline.commands.predict import run_predict
 from pipeline.commands.train import run_train, scene_inputs_from_dir
 from pipeline.errors import InputError
 from pipeline.io.ply import write_ply
-from pipeline.learning.predict import masks_to_point_labels, predict_boxes
+from pipeline.learning.predict import kept_share_scores, masks_to_point_labels, predict_boxes
+from pipeline.learning.train.beep3d import SceneBoxes
 from pipeline.learning.train.beep3d import Beep3DConfig
 
 from learning.train.helpers import TINY_MODEL, gt_superpoint_masks, room_scene, write_room_artifacts
@@ -40,6 +41,16 @@ def test_predict_boxes_without_boxes_gives_background():
     assert (labels.point_instance == -1).all() and (labels.point_box == -1).all() and len(labels.instance_score) == 0
 
 
+def test_kept_share_scores_by_hand():
+    """Box 0 holds points 0-3 (point 3 shared with box 1), box 1 points 3-5, box 2 nothing.
+    Labels: box 0 keeps points 0 and 1 (2 of 4), box 1 keeps 3, 4 and 5 (3 of 3)."""
+    boxes = SceneBoxes(point_box=np.array([0, 0, 0, AMBIGUOUS, 1, 1, -1]), ambiguous_point=np.array([3, 3]),
+                       ambiguous_box=np.array([0, 1]), centre=np.zeros((3, 3)), volume=np.ones(3),
+                       class_index=np.zeros(3, np.int64))
+    point_instance = np.array([0, 0, -1, 1, 1, 1, -1])
+    assert kept_share_scores(point_instance, boxes).tolist() == pytest.approx([0.5, 1.0, 0.0])
+
+
 def test_box_mode_end_to_end(tmp_path):
     folder = write_room_artifacts(tmp_path / "room0")
     inputs = scene_inputs_from_dir(folder)
@@ -48,13 +59,23 @@ def test_box_mode_end_to_end(tmp_path):
     art = read_artifact(out, "pseudo_labels", required=["point_instance", "instance_score", "instance_class", "point_box"])
     boxes = read_artifact(folder / "boxes.h5", "boxes")
     point_box = boxes["point_box"]
-    assert np.array_equal(art["point_box"], art["point_instance"])
+    # instances are the boxes' points less the surface background box_partition marked
+    surface = boxes["surface_background"].astype(bool)
+    assert np.array_equal(np.where(surface, -1, art["point_box"]), art["point_instance"])
+    assert art.attrs["n_surface_background"] == int((surface & (art["point_box"] >= 0)).sum())
     assert np.array_equal(art["point_box"][point_box >= 0], point_box[point_box >= 0])  # P^l keep their box
     assert (art["point_box"][point_box == -1] == -1).all()  # background stays background
     pairs = set(zip(boxes["ambiguous/point"].tolist(), boxes["ambiguous/box"].tolist()))
     ambiguous = np.flatnonzero(point_box == AMBIGUOUS)
     assert all((p, int(art["point_box"][p])) in pairs for p in ambiguous)  # a containing box
     assert len(art["instance_score"]) == len(boxes["box/min"])
+    assert (art["instance_score"] == 1).all()
+    ranked = read_artifact(run_predict(model, inputs, tmp_path / "ranked.h5", {"box_scores": "kept_share"}),
+                           "pseudo_labels")
+    inside = np.bincount(point_box[point_box >= 0], minlength=len(boxes["box/min"])) + np.bincount(
+        boxes["ambiguous/box"], minlength=len(boxes["box/min"]))
+    kept = np.bincount(ranked["point_instance"][ranked["point_instance"] >= 0], minlength=len(boxes["box/min"]))
+    assert ranked["instance_score"] == pytest.approx(kept / np.maximum(inside, 1))
     assert art["instance_class"].tolist() == boxes["box/label"].tolist()
     assert art.attrs["mode"] == "box" and art.attrs["network"] == "teacher"
     # The inner boxes (items on the shelf) keep points: rescued if the teacher starved them.

@@ -115,6 +115,9 @@ class SceneBoxes:
     volume: np.ndarray  # (B,)
     class_index: np.ndarray  # (B,) index into the label vocabulary
     labels: list[str] = field(default_factory=list)
+    # (N,) bool: inside a box but on a surface continuing outside every box (box_partition's
+    # surface_background); None when boxes.h5 has none
+    surface_background: np.ndarray | None = None
 
     @property
     def n_boxes(self) -> int:
@@ -211,6 +214,9 @@ class Beep3DConfig:
     # fps (the paper): farthest-point queries, refined toward the centres, Hungarian-matched to boxes.
     # boxes: one query per box placed at its centre and paired with it, for teacher and student alike.
     queries: str = "fps"
+    # Train on box targets without box_partition's surface background (walls and floors running into
+    # a box from outside every box), so the masks learn the objects rather than box membership.
+    targets_without_surface_background: bool = False
     match: MatchWeights = MatchWeights(cls=0.5, bce=1.0, dice=1.0, centre=1.0)
 
 

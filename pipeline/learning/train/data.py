@@ -94,20 +94,37 @@ def _check_length(array: np.ndarray, n: int, path, name: str) -> None:
         raise InputError(path, f"{name} covers {len(array)} points but scene.h5 has {n}; rerun this stage")
 
 
-def load_boxes(path, n_points: int, point_superpoint: np.ndarray, sp_size: np.ndarray, label_index: dict[str, int] | None):
+def without_points(point_box: np.ndarray, ambiguous_point: np.ndarray, ambiguous_box: np.ndarray,
+                   drop: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The partition with the ``drop`` points (N,) bool moved to the background."""
+    point_box = np.where(drop, BACKGROUND, point_box).astype(point_box.dtype)
+    keep = ~drop[ambiguous_point]
+    return point_box, ambiguous_point[keep], ambiguous_box[keep]
+
+
+def load_boxes(path, n_points: int, point_superpoint: np.ndarray, sp_size: np.ndarray, label_index: dict[str, int] | None,
+               drop_surface_background: bool = False):
+    """SceneBoxes and (B, S) box fractions; ``drop_surface_background`` leaves box_partition's surface
+    background out of the boxes (training targets without walls and floors)."""
     art = read_artifact(path, "boxes", required=["point_box", "ambiguous/point", "ambiguous/box", "box/min", "box/max"])
     _check_length(art["point_box"], n_points, path, "point_box")
+    point_box = art["point_box"].astype(np.int32)
+    ambiguous_point, ambiguous_box = art["ambiguous/point"].astype(np.int64), art["ambiguous/box"].astype(np.int64)
+    surface = art["surface_background"].astype(bool) if "surface_background" in art else None
+    if drop_surface_background and surface is not None:
+        point_box, ambiguous_point, ambiguous_box = without_points(point_box, ambiguous_point, ambiguous_box, surface)
     box_min, box_max = art["box/min"].astype(np.float64), art["box/max"].astype(np.float64)
     labels = [str(x) for x in art.get("box/label", np.full(len(box_min), "object"))]
     class_index = np.asarray([label_index.get(label, 0) if label_index else 0 for label in labels], np.int64)
     boxes = SceneBoxes(
-        point_box=art["point_box"].astype(np.int32),
-        ambiguous_point=art["ambiguous/point"].astype(np.int64),
-        ambiguous_box=art["ambiguous/box"].astype(np.int64),
+        point_box=point_box,
+        ambiguous_point=ambiguous_point,
+        ambiguous_box=ambiguous_box,
         centre=0.5 * (box_min + box_max),
         volume=box_volume(box_min, box_max),
         class_index=class_index,
         labels=labels,
+        surface_background=surface,
     )
     fractions = box_point_fractions(boxes.point_box, boxes.ambiguous_point, boxes.ambiguous_box, point_superpoint,
                                     sp_size, boxes.n_boxes)
@@ -119,7 +136,8 @@ def box_labels(path) -> list[str]:
     return [str(x) for x in art.get("box/label", np.full(len(art["box/min"]), "object"))]
 
 
-def load_scene(inputs: SceneInputs, label_index: dict[str, int] | None = None, want_boxes: bool = True) -> TrainScene:
+def load_scene(inputs: SceneInputs, label_index: dict[str, int] | None = None, want_boxes: bool = True,
+               drop_surface_background: bool = False) -> TrainScene:
     scene = read_artifact(inputs.scene, "scene", required=["vertices"])
     points = scene["vertices"].astype(np.float32)
     n = len(points)
@@ -140,7 +158,8 @@ def load_scene(inputs: SceneInputs, label_index: dict[str, int] | None = None, w
     result = TrainScene(inputs.name, points, colors, normals, point_superpoint, sp_size,
                         gt_instance=scene.get("gt/instance"), gt_labels=scene.get("gt/instance_label"))
     if want_boxes and inputs.boxes is not None:
-        result.boxes, result.box_fractions = load_boxes(inputs.boxes, n, point_superpoint, sp_size, label_index)
+        result.boxes, result.box_fractions = load_boxes(inputs.boxes, n, point_superpoint, sp_size, label_index,
+                                                        drop_surface_background)
     if inputs.ncut is not None:
         art = read_artifact(inputs.ncut, "ncut", required=["masks"])
         masks = np.asarray(art["masks"], bool).reshape(-1, art["masks"].shape[-1] if art["masks"].ndim == 2 else n_superpoints)
@@ -355,9 +374,9 @@ class SceneStore:
 
     @classmethod
     def from_inputs(cls, inputs: list[SceneInputs], label_index: dict[str, int] | None = None, want_boxes: bool = True,
-                    cache_size: int = 8, ahead: int = 1) -> "SceneStore":
-        return cls([item.name for item in inputs], lambda i: load_scene(inputs[i], label_index, want_boxes),
-                   cache_size, ahead)
+                    cache_size: int = 8, ahead: int = 1, drop_surface_background: bool = False) -> "SceneStore":
+        return cls([item.name for item in inputs],
+                   lambda i: load_scene(inputs[i], label_index, want_boxes, drop_surface_background), cache_size, ahead)
 
     @classmethod
     def in_memory(cls, scenes: list[TrainScene]) -> "SceneStore":

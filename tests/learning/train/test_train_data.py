@@ -9,7 +9,7 @@ import torch
 
 from pipeline.commands.train import build_trainer, resume_path, run_train, scene_inputs_from_dir
 from pipeline.learning.train.config import resolve
-from pipeline.learning.train.data import SceneStore, box_anchor, budget_crop, summarize
+from pipeline.learning.train.data import SceneStore, box_anchor, budget_crop, load_scene, summarize, without_points
 from pipeline.learning.train.loop import Trainer, load_checkpoint_file
 
 from learning.train.helpers import TINY_MODEL, gt_superpoint_masks, room_scene, write_room_artifacts
@@ -172,3 +172,29 @@ def test_build_trainer_streams_scenes(tmp_path):
 def test_bad_streaming_settings_are_clear_errors(key, value):
     with pytest.raises(ValueError, match=f"train.{key}"):
         resolve({key: value})
+
+
+def test_without_points_moves_dropped_points_to_the_background():
+    point_box = np.array([0, -2, -2, 1, -1])
+    ambiguous_point, ambiguous_box = np.array([1, 1, 2, 2]), np.array([0, 1, 0, 1])
+    drop = np.array([True, False, True, False, False])
+    kept_box, kept_point, kept_pair_box = without_points(point_box, ambiguous_point, ambiguous_box, drop)
+    assert kept_box.tolist() == [-1, -2, -1, 1, -1]
+    assert kept_point.tolist() == [1, 1] and kept_pair_box.tolist() == [0, 1]
+
+
+def test_training_targets_can_leave_out_the_surface_background(tmp_path):
+    """box_partition marks surface background; with the train option the loaded boxes (and so the
+    targets) no longer hold those points, without it they do."""
+    from pipeline.commands.train import scene_inputs_from_dir
+
+    folder = write_room_artifacts(tmp_path / "room0")
+    inputs = scene_inputs_from_dir(folder)
+    full = load_scene(inputs)
+    surface = full.boxes.surface_background
+    inside = surface & ((full.boxes.point_box >= 0) | (full.boxes.point_box == -2))
+    assert inside.sum() > 0, "the generated room should have wall or floor running into a box"
+    cleaned = load_scene(inputs, drop_surface_background=True)
+    assert (cleaned.boxes.point_box[surface] == -1).all()
+    assert not surface[cleaned.boxes.ambiguous_point].any()
+    assert cleaned.box_fractions.sum() < full.box_fractions.sum()
