@@ -412,6 +412,7 @@ class BoxPartitionParams(StageParams):
     background_tolerance: float = 0.02  # metres from a plane that still count as on it
     background_min_support: int = 30  # outside points a plane needs
     background_link: float = 0.1  # metres between plane points linking a box's points to the outside
+    background_max_share: float = 0.5  # a box never loses more than this share of its points to it
 
 
 @dataclass(frozen=True, kw_only=True)

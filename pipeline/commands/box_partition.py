@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 def background_settings(params: BoxPartitionParams) -> SurfaceBackgroundSettings:
     return SurfaceBackgroundSettings(shell=params.background_shell, tolerance=params.background_tolerance,
-                                     min_support=params.background_min_support, link=params.background_link)
+                                     min_support=params.background_min_support, link=params.background_link,
+                                     max_share=params.background_max_share)
 
 
 def box_partition_arrays(vertices: np.ndarray, box_min, box_max, labels, instance,

@@ -13,7 +13,10 @@ them. This module finds them:
    ``min_band`` and ``tolerance``. A wall scanned with 3 mm of noise keeps a band of about 1 cm, so a
    picture or a shelf's back panel 1.5 cm in front of it is not taken for the wall.
 3. The box's points that support one of those planes *and* are linked to the plane's shell points
-   through plane points no farther apart than ``link`` metres are background for that box.
+   through plane points no farther apart than ``link`` metres are background for that box, unless
+   they would be more than ``max_share`` of the box's points: a box annotates an object, so a
+   surface that takes most of it is the object itself, flush with its surroundings (a picture or a
+   whiteboard on a wall, a rug on the floor).
 
 The link in step 3 keeps a plane from reaching a coplanar face of the object far from where the
 surface enters the box (a table top at the height of a window sill). Measured on the real ScanNet
@@ -50,6 +53,7 @@ class SurfaceBackgroundSettings:
     max_planes: int = 4  # planes per box
     candidates: int = 300  # RANSAC hypotheses per plane (one oriented point each)
     seed: int = 0
+    max_share: float = 0.5  # a box never loses more than this share of its points
     spread: float = 3.0  # a plane's band: this many robust standard deviations of its support (at most tolerance)
     min_band: float = 0.005  # metres: the narrowest band
 
@@ -132,12 +136,16 @@ def surface_background(points: np.ndarray, normals: np.ndarray, box_min: np.ndar
         if len(in_box) == 0 or len(shell) < settings.min_support:
             continue
         rng = np.random.default_rng([settings.seed, box])
+        box_background = np.zeros(len(in_box), bool)
         for plane in fit_planes(points[shell], normals[shell], settings, rng):
-            hits = in_box[plane_support(points[in_box], normals[in_box], plane, settings.tolerance, settings.normal_cos)]
-            if len(hits) == 0:
+            on_plane = np.flatnonzero(plane_support(points[in_box], normals[in_box], plane, settings.tolerance,
+                                                    settings.normal_cos))
+            if len(on_plane) == 0:
                 continue
             seeds = shell[plane_support(points[shell], normals[shell], plane, settings.tolerance, settings.normal_cos)]
-            candidates = np.concatenate([seeds, hits])
+            candidates = np.concatenate([seeds, in_box[on_plane]])
             linked = linked_to_seeds(points[candidates], np.arange(len(candidates)) < len(seeds), settings.link)
-            background[hits[linked[len(seeds):]]] = True
+            box_background[on_plane[linked[len(seeds):]]] = True
+        if box_background.sum() <= settings.max_share * len(in_box):
+            background[in_box[box_background]] = True
     return background

@@ -98,13 +98,35 @@ def test_a_panel_just_in_front_of_a_wall_stays_and_a_noisy_wall_goes():
         points = np.concatenate([wall, panel])
         normals = np.tile([1.0, 0.0, 0.0], (len(points), 1))
         is_panel = np.arange(len(points)) >= len(wall)
-        # the box holds the panel and a band of wall around it
-        box_min, box_max = np.array([[-0.02, 0.0, 0.4]]), np.array([[panel_gap + 0.01, 1.0, 1.6]])
+        # the box holds the panel and a band of wall around it (less than half of the box)
+        box_min, box_max = np.array([[-0.02, 0.1, 0.5]]), np.array([[panel_gap + 0.01, 0.9, 1.5]])
         in_box = inside(points, box_min, box_max)
         background = surface_background(points, normals, box_min, box_max, in_box)
         assert not background[is_panel].any(), noise
         wall_in_box = in_box & ~is_panel
         assert wall_in_box.sum() > 100 and background[wall_in_box].mean() > 0.95, noise
+
+
+def test_a_box_never_loses_most_of_its_points():
+    """A poster 5 mm in front of a wall scanned with 5 mm of noise cannot be told from the wall by
+    distance; its box would lose nearly everything, so it keeps its points (max_share 0.5), while
+    with max_share 1 the wall takes it."""
+    rng = np.random.default_rng(1)
+    ys, zs = np.arange(-1.0, 2.0, SPACING), np.arange(0.0, 2.0, SPACING)
+    wall = grid(ys, zs, lambda y, z: np.stack([np.zeros_like(y), y, z], 1))
+    behind = (wall[:, 1] >= 0.2) & (wall[:, 1] <= 0.8) & (wall[:, 2] >= 0.6) & (wall[:, 2] <= 1.4)
+    wall = wall[~behind]
+    poster = grid(np.arange(0.2, 0.8, SPACING), np.arange(0.6, 1.4, SPACING),
+                  lambda y, z: np.stack([np.full_like(y, 0.005), y, z], 1))
+    points = np.concatenate([wall, poster])
+    points[:, 0] += rng.normal(0, 0.005, len(points))
+    normals = np.tile([1.0, 0.0, 0.0], (len(points), 1))
+    box_min, box_max = np.array([[-0.01, 0.19, 0.59]]), np.array([[0.02, 0.81, 1.41]])
+    in_box = inside(points, box_min, box_max)
+    is_poster = np.arange(len(points)) >= len(wall)
+    assert not surface_background(points, normals, box_min, box_max, in_box)[is_poster].any()
+    taken = surface_background(points, normals, box_min, box_max, in_box, SurfaceBackgroundSettings(max_share=1.0))
+    assert taken[is_poster].mean() > 0.5
 
 
 def test_a_coplanar_face_not_linked_to_the_outside_surface_stays():
@@ -117,12 +139,13 @@ def test_a_coplanar_face_not_linked_to_the_outside_surface_stays():
     points, normals = np.concatenate([floor[0], plate[0]]), np.concatenate([floor[1], plate[1]])
     box_min, box_max = np.array([[0.0, 0.0, -0.05]]), np.array([[1.0, 1.0, 0.5]])
     in_box = inside(points, box_min, box_max)
-    background = surface_background(points, normals, box_min, box_max, in_box)
+    everything = SurfaceBackgroundSettings(max_share=1.0)  # the floor is most of this box's points
+    background = surface_background(points, normals, box_min, box_max, in_box, everything)
     on_floor = np.arange(len(points)) < len(floor[0])
     assert background[on_floor & in_box].all()
     assert not background[~on_floor].any()
     # with a link longer than the gap, the plate joins the floor
-    joined = surface_background(points, normals, box_min, box_max, in_box, SurfaceBackgroundSettings(link=0.4))
+    joined = surface_background(points, normals, box_min, box_max, in_box, SurfaceBackgroundSettings(link=0.4, max_share=1.0))
     assert joined[~on_floor].all()
 
 
