@@ -94,7 +94,8 @@ def fit_planes(points: np.ndarray, normals: np.ndarray, settings: SurfaceBackgro
         hypotheses = rng.choice(available, size=min(settings.candidates, len(available)), replace=False)
         best, best_support = None, None
         for index in hypotheses:
-            plane = Plane(normals[index] / np.linalg.norm(normals[index]), float(normals[index] @ points[index]))
+            normal = normals[index] / np.linalg.norm(normals[index])
+            plane = Plane(normal, float(normal @ points[index]))
             support = free & plane_support(points, normals, plane, settings.tolerance, settings.normal_cos)
             if best_support is None or support.sum() > best_support.sum():
                 best, best_support = plane, support
@@ -125,6 +126,8 @@ def surface_background(points: np.ndarray, normals: np.ndarray, box_min: np.ndar
     settings = settings or SurfaceBackgroundSettings()
     points = np.asarray(points, np.float64)
     normals = np.asarray(normals, np.float64)
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    normals = np.divide(normals, length, out=np.zeros_like(normals), where=length > 0)  # unit (or zero: no normal)
     box_min = np.asarray(box_min, np.float64).reshape(-1, 3)
     box_max = np.asarray(box_max, np.float64).reshape(-1, 3)
     background = np.zeros(len(points), bool)

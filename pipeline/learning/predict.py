@@ -60,7 +60,6 @@ def scene_tensors(scene: TrainScene, voxel_size: float, device):
     return prepare_scene(scene.points, scene.colors, scene.normals, scene.point_superpoint, voxel_size, device)
 
 
-@torch.no_grad()
 def kept_share_scores(point_instance: np.ndarray, boxes: SceneBoxes) -> np.ndarray:
     """(B,) float32: the share of each box's points that its instance keeps.
 
@@ -75,6 +74,7 @@ def kept_share_scores(point_instance: np.ndarray, boxes: SceneBoxes) -> np.ndarr
     return np.divide(kept, inside, out=np.zeros(n_boxes), where=inside > 0).astype(np.float32)
 
 
+@torch.no_grad()
 def predict_boxes(teacher: InstanceNet, scene: TrainScene, config: Beep3DConfig, device="cpu",
                   box_scores: str = "one") -> PseudoLabels:
     """Box-mode pseudo-labels (see the module docstring)."""

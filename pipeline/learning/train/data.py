@@ -111,8 +111,12 @@ def load_boxes(path, n_points: int, point_superpoint: np.ndarray, sp_size: np.nd
     point_box = art["point_box"].astype(np.int32)
     ambiguous_point, ambiguous_box = art["ambiguous/point"].astype(np.int64), art["ambiguous/box"].astype(np.int64)
     surface = art["surface_background"].astype(bool) if "surface_background" in art else None
-    if drop_surface_background and surface is not None:
-        point_box, ambiguous_point, ambiguous_box = without_points(point_box, ambiguous_point, ambiguous_box, surface)
+    if drop_surface_background:
+        if surface is None:
+            log.warning("%s has no surface_background (box_partition.surface_background: none, or an older "
+                        "boxes.h5): the box targets keep every point inside the boxes", path)
+        else:
+            point_box, ambiguous_point, ambiguous_box = without_points(point_box, ambiguous_point, ambiguous_box, surface)
     box_min, box_max = art["box/min"].astype(np.float64), art["box/max"].astype(np.float64)
     labels = [str(x) for x in art.get("box/label", np.full(len(box_min), "object"))]
     class_index = np.asarray([label_index.get(label, 0) if label_index else 0 for label in labels], np.int64)
