@@ -17,6 +17,7 @@ masks alone are scored too. Numbers are the mean over the rooms.
     snakemake --cores 1 --configfile configs/unsupervised.yaml --config results_dir=/tmp/curr/results \\
         --until lift ncut
     python benchmarks/curriculum.py --results /tmp/curr/results [--seeds 0 1] [--json out.json]
+    python benchmarks/curriculum.py --results /tmp/curr/results --stage2 ncut+lifted --train '{"unsupervised": ...}'
 """
 
 from __future__ import annotations
@@ -85,14 +86,19 @@ def evaluate(trainer, scenes, inputs, phases_done) -> dict:
     return {"student": mean(student), "final": mean(final)}
 
 
-def params_for(s1: str, s2: str, s3: str, seed: int) -> dict:
+def params_for(s1: str, s2: str, s3: str, seed: int, train: dict | None = None) -> dict:
+    """Train parameters of one branch; ``train`` (--train) overrides the rest of the train section,
+    its ``unsupervised`` keys beside the branch's curriculum (phases with LESS losses, say)."""
     files = STAGE2[s2]
+    train = copy.deepcopy(train or {})
+    unsupervised = {**train.pop("unsupervised", {}),
+                    "curriculum": {"single_view": STAGE1[s1], "multi_view": files, "full_scene": STAGE3[s3](files)}}
     return {"mode": "unsupervised", "preset": "demo", "seed": seed, "log_every": 0, "checkpoint_every": 0,
-            "unsupervised": {"curriculum": {"single_view": STAGE1[s1], "multi_view": files,
-                                            "full_scene": STAGE3[s3](files)}}}
+            **train, "unsupervised": unsupervised}
 
 
-def run(results: Path, seeds: list[int], stage1=tuple(STAGE1), stage2=tuple(STAGE2), stage3=tuple(STAGE3)) -> dict:
+def run(results: Path, seeds: list[int], stage1=tuple(STAGE1), stage2=tuple(STAGE2), stage3=tuple(STAGE3),
+        train: dict | None = None) -> dict:
     from pipeline.commands.train import scene_inputs_from_dir
     from pipeline.learning.train.config import merged_params, resolve
     from pipeline.learning.train.data import load_scene
@@ -107,7 +113,7 @@ def run(results: Path, seeds: list[int], stage1=tuple(STAGE1), stage2=tuple(STAG
     print("inputs alone:", json.dumps(data["inputs"]), flush=True)
 
     def trainer_for(s1, s2, s3, seed, state=None):
-        params = params_for(s1, s2, s3, seed)
+        params = params_for(s1, s2, s3, seed, train)
         trainer = Trainer(scenes, resolve(params), "unsupervised", ["object"], merged_params(params))
         if state is not None:
             trainer.load_state_dict(copy.deepcopy(state))
@@ -142,9 +148,11 @@ def main() -> int:
     parser.add_argument("--stage2", nargs="+", choices=list(STAGE2), default=list(STAGE2))
     parser.add_argument("--stage3", nargs="+", choices=list(STAGE3), default=list(STAGE3))
     parser.add_argument("--json", type=Path, help="write the numbers here")
+    parser.add_argument("--train", default="{}", help="JSON overrides of the train section (as in config.yaml), "
+                                                      "e.g. phases with LESS losses")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    data = run(args.results, args.seeds, args.stage1, args.stage2, args.stage3)
+    data = run(args.results, args.seeds, args.stage1, args.stage2, args.stage3, json.loads(args.train))
     if args.json:
         from bench_results import write_result
 

@@ -148,10 +148,10 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore")
 
     from pipeline.params import NcutParams
-    from pipeline.commands.superpoints import DEFAULT_PARAMS as SUPERPOINT_DEFAULTS
+    from pipeline.params import SuperpointsParams
     from pipeline.commands.synth import run_synth
 
-    radius = SUPERPOINT_DEFAULTS["adjacency_radius"] if args.adjacency_radius is None else args.adjacency_radius
+    radius = SuperpointsParams().adjacency_radius if args.adjacency_radius is None else args.adjacency_radius
 
     params = NcutParams.from_dict({"modality": args.modality}).to_dict()
     with tempfile.TemporaryDirectory() as tmp:

@@ -307,6 +307,8 @@ class NcutParams(StageParams):
     background: Literal["extent", "none"] = "extent"  # extent: a cut spanning the room is background, not a mask
     max_extent_ratio: float = 0.8  # ... when it spans more than this of the scene along both horizontal axes
     score: Literal["contrast", "ncut", "uniform"] = "contrast"  # boundary contrast | 1 - NCut / 2 | every mask 1
+    # Shi & Malik's recursive two-way cut of every accepted mask while NCut(A, B) <= this (0 = off, UnScene3D)
+    split_max_ncut: float = 0.25
     solver: Literal["auto", "lanczos", "dense"] = "auto"  # auto: dense below dense_below nodes, else lanczos
     dense_below: int = 64
     solver_tol: float = 1e-7

@@ -7,10 +7,11 @@ Artifact ``ncut``:
   point_instance      (N,)   i32   mask index of each point, -1 where none
   superpoint_instance (S,)   i32   mask index of each superpoint, -1 where none
   instance_score      (M,)   f32   the rank of each mask by ``score`` (default: boundary contrast)
-  ncut_score          (M,)   f32   1 - NCut(mask, rest) / 2 of the cut that produced the mask
+  ncut_score          (M,)   f32   1 - NCut(mask, rest) / 2 of the cut that produced the mask (before splitting)
+  mask_parent         (M,)   i64   index of the iteration's mask each mask was split from (``split_max_ncut``)
 attrs: modality (2d/3d/both), color_source (frames, point_colors or "" without 2D), tau_cut,
 n_iterations, n_rejected, n_background (candidates rejected by the extent test), stop_reason,
-affinity_density, n_masks, score, n_structure_masked (-1: features_3d.h5 has no structure flags),
+affinity_density, n_masks, n_masks_before_split, n_split (masks cut again), score, n_structure_masked (-1: features_3d.h5 has no structure flags),
 extent_test (whether superpoint boxes were there for it).
 """
 
@@ -113,45 +114,57 @@ def prepare_ncut(superpoints_h5, features_2d_h5, features_3d_h5, params: NcutPar
                       is_background, notes)
 
 
-def mask_scores(inputs: NCutInputs, result, rule: str) -> np.ndarray:
+def mask_scores(inputs: NCutInputs, masks: np.ndarray, ncut_scores: np.ndarray, rule: str) -> np.ndarray:
     """instance_score of each mask by ``rule``: contrast, ncut or uniform."""
     from pipeline.unscene3d.ncut import boundary_contrast, pair_affinity
 
     if rule == "ncut":
-        return result.scores
+        return np.asarray(ncut_scores, np.float32)
     if rule == "uniform":
-        return np.ones(len(result.masks), np.float32)
+        return np.ones(len(masks), np.float32)
     affinity = pair_affinity(inputs.modalities, inputs.adjacency, inputs.ranges)
-    return boundary_contrast(result.masks, inputs.adjacency, affinity)
+    return boundary_contrast(masks, inputs.adjacency, affinity)
 
 
 def run_ncut(superpoints_h5, features_2d_h5, features_3d_h5, out_path, params: NcutParams | dict | None = None) -> Path:
-    from pipeline.unscene3d.ncut import masked_ncut, point_instances
+    from pipeline.unscene3d.ncut import masked_ncut, point_instances, split_masks
 
     params = NcutParams.from_dict(params)
+    if params.split_max_ncut < 0:
+        raise InputError(None, f"ncut.split_max_ncut must be >= 0 (0 = no splitting), got {params.split_max_ncut}")
     inputs = prepare_ncut(superpoints_h5, features_2d_h5, features_3d_h5, params)
     labels = inputs.point_superpoint
     n_superpoints = inputs.above.shape[0]
     result = masked_ncut(inputs.above, inputs.adjacency, params, inputs.premasked, inputs.is_background)
-    scores = mask_scores(inputs, result, params.score)
-    point_instance = point_instances(result.masks, labels)
-    superpoint_instance = point_instances(result.masks, np.arange(n_superpoints))
+    # Masks that hold several objects similar enough to leave the scene together are cut again on
+    # their own graph (a part keeps the NCut score of the cut that produced its mask).
+    masks, parent = split_masks(inputs.above, result.masks, float(params.split_max_ncut), max(params.min_segments, 1),
+                                float(params.eps), solver=params.solver, dense_below=params.dense_below,
+                                tol=float(params.solver_tol), seed=params.seed)
+    n_split = int(len(np.unique(parent[np.bincount(parent, minlength=len(result.masks))[parent] > 1])))
+    ncut_scores = result.scores[parent] if len(parent) else result.scores
+    scores = mask_scores(inputs, masks, ncut_scores, params.score)
+    point_instance = point_instances(masks, labels)
+    superpoint_instance = point_instances(masks, np.arange(n_superpoints))
     density = float(inputs.above.nnz) / max(1, n_superpoints**2)
     n_background = sum(1 for step in result.iterations if step.get("background"))
     log.info("ncut: %s features, tau_cut %.2f, affinity density %.3f, %d structure superpoints masked: %d masks in "
-             "%d iterations (%d rejected, %d of them as background; stop: %s)", inputs.modality, inputs.tau, density,
-             max(0, inputs.notes["n_structure_masked"]), len(result.masks), result.n_iterations, result.n_rejected,
-             n_background, result.stop_reason)
+             "%d iterations (%d rejected, %d of them as background; stop: %s); %d of them split again (NCut <= %.2f): "
+             "%d masks", inputs.modality, inputs.tau, density, max(0, inputs.notes["n_structure_masked"]),
+             len(result.masks), result.n_iterations, result.n_rejected, n_background, result.stop_reason, n_split,
+             params.split_max_ncut, len(masks))
     arrays = {
-        "masks": result.masks,
+        "masks": masks,
         "point_instance": point_instance,
         "superpoint_instance": superpoint_instance,
         "instance_score": scores,
-        "ncut_score": result.scores,
+        "ncut_score": ncut_scores,
+        "mask_parent": parent,
     }
     attrs = {"modality": inputs.modality, "tau_cut": inputs.tau, "n_iterations": result.n_iterations,
              "n_rejected": result.n_rejected, "n_background": n_background, "stop_reason": result.stop_reason,
-             "affinity_density": density, "n_masks": int(len(result.masks)), "score": params.score, **inputs.notes}
+             "affinity_density": density, "n_masks": int(len(masks)), "n_masks_before_split": int(len(result.masks)),
+             "n_split": n_split, "score": params.score, **inputs.notes}
     return write_artifact(out_path, "ncut", arrays, params=params.to_dict(),
                           inputs=[str(superpoints_h5), str(features_2d_h5), str(features_3d_h5)], attrs=attrs)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.learning.train.config import CURRICULUM, resolve
+from pipeline.learning.train.config import CURRICULUM, DEMO_FULL_SCENE, LESS, resolve
 from pipeline.learning.train.data import ViewMasks, scene_from_arrays, view_crop
 from pipeline.learning.train.loop import Trainer
 from pipeline.learning.train.selftrain import label_fractions
@@ -41,11 +41,15 @@ def test_view_crop_of_disjoint_masks_equals_label_fractions():
 
 
 def test_presets_follow_the_curriculum_and_its_options_change_the_targets():
-    for preset in ("demo", "paper"):
+    for preset, full_scene in (("demo", DEMO_FULL_SCENE), ("paper", CURRICULUM["full_scene"])):
         targets = [p.targets for p in resolve({"preset": preset}).phases]
         assert targets[0] == tuple(CURRICULUM["single_view"]) and targets[1] == tuple(CURRICULUM["multi_view"])
-        assert all(t == tuple(CURRICULUM["full_scene"]) for t in targets[2:])
+        assert all(t == tuple(full_scene) for t in targets[2:])
     assert CURRICULUM == {"single_view": ["raw_views"], "multi_view": ["ncut", "lifted"], "full_scene": ["predicted"]}
+    # the demo preset keeps M^0 in stage 3 (UnScene3D's mask addition); a user's curriculum still wins
+    assert DEMO_FULL_SCENE == ["ncut", "lifted", "predicted"]
+    mine = resolve({"preset": "demo", "unsupervised": {"curriculum": {"full_scene": ["predicted"]}}}).phases
+    assert mine[-1].targets == ("predicted",) and mine[-1].loss == LESS
     options = {"single_view": ["lifted_views"], "multi_view": ["lifted", "ncut"], "full_scene": ["lifted", "ncut", "predicted"]}
     phases = resolve({"preset": "paper", "unsupervised": {"curriculum": options}}).phases
     assert [p.targets for p in phases] == [("lifted_views",), ("lifted", "ncut")] + [("lifted", "ncut", "predicted")] * 3
