@@ -141,7 +141,7 @@ def run_ncut(superpoints_h5, features_2d_h5, features_3d_h5, out_path, params: N
     masks, parent = split_masks(inputs.above, result.masks, float(params.split_max_ncut), max(params.min_segments, 1),
                                 float(params.eps), solver=params.solver, dense_below=params.dense_below,
                                 tol=float(params.solver_tol), seed=params.seed)
-    n_split = int(len(np.unique(parent[np.bincount(parent, minlength=len(result.masks))[parent] > 1])))
+    n_split = int((np.bincount(parent, minlength=len(result.masks)) > 1).sum())  # masks cut into several parts
     ncut_scores = result.scores[parent] if len(parent) else result.scores
     scores = mask_scores(inputs, masks, ncut_scores, params.score)
     point_instance = point_instances(masks, labels)

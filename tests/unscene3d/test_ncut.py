@@ -196,8 +196,8 @@ def test_max_instances_stops_the_iteration():
 
 
 def test_a_mask_holding_two_weakly_linked_blocks_is_split_in_two():
-    # One mask over two complete blocks joined by one edge: the cut costs 2 / (25*25+1) + 2 / (15*15+1),
-    # about 0.012 (the nodes' self loops count in assoc), far below 0.25.
+    # One mask over two complete blocks joined by one edge (eps 0): NCut = 1 / (25*25 + 1) + 1 / (15*15 + 1)
+    # = 0.006 (self loops count in assoc), far below 0.25.
     above, labels = planted_blocks([25, 15], bridges=1, density=1.0)
     parts = split_recursively(above, np.arange(40), 0.25, 2, 0.0)
     assert sorted(map(len, parts)) == [15, 25]
@@ -214,10 +214,10 @@ def test_a_single_block_and_a_too_small_side_are_not_split():
 
 
 def test_the_split_threshold_decides_and_zero_turns_it_off():
-    # Blocks linked by many edges: NCut of their cut is about 0.2 (12 bridges each way into ~200 edges).
+    # Blocks linked by 35 distinct edges: NCut = 35 / 435 + 35 / 435 = 0.161 (each block's assoc: 400 + 35).
     above, labels = planted_blocks([20, 20], bridges=40, density=1.0, seed=1)
     value = 2 * (1 - ncut_score(above, labels == 0, 0.0))
-    assert 0.05 < value < 0.5
+    assert value == pytest.approx(70 / 435)
     assert len(split_recursively(above, np.arange(40), value + 0.01, 2, 0.0)) == 2
     assert len(split_recursively(above, np.arange(40), value - 0.01, 2, 0.0)) == 1
     assert len(split_recursively(above, np.arange(40), 0.0, 2, 0.0)) == 1
