@@ -147,8 +147,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore")
 
-    from pipeline.params import NcutParams
-    from pipeline.params import SuperpointsParams
+    from pipeline.params import NcutParams, SuperpointsParams
     from pipeline.commands.synth import run_synth
 
     radius = SuperpointsParams().adjacency_radius if args.adjacency_radius is None else args.adjacency_radius

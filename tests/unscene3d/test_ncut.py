@@ -320,6 +320,13 @@ def test_ncut_stage_refuses_unknown_choices(tmp_path, key):
                  tmp_path / "ncut.h5", {key: "typo"})
 
 
+def test_ncut_stage_refuses_a_negative_split_threshold(tmp_path):
+    write_inputs(tmp_path)
+    with pytest.raises(InputError, match="split_max_ncut must be >= 0"):
+        run_ncut(tmp_path / "superpoints.h5", tmp_path / "features_2d.h5", tmp_path / "features_3d.h5",
+                 tmp_path / "ncut.h5", {"split_max_ncut": -0.1})
+
+
 def test_ncut_stage_refuses_2d_modality_without_2d_features(tmp_path):
     write_inputs(tmp_path, empty_2d=True)
     with pytest.raises(InputError, match="needs 2D features"):
