@@ -142,7 +142,7 @@ def run_ncut(superpoints_h5, features_2d_h5, features_3d_h5, out_path, params: N
                                 float(params.eps), solver=params.solver, dense_below=params.dense_below,
                                 tol=float(params.solver_tol), seed=params.seed)
     n_split = int((np.bincount(parent, minlength=len(result.masks)) > 1).sum())  # masks cut into several parts
-    ncut_scores = result.scores[parent] if len(parent) else result.scores
+    ncut_scores = result.scores[parent]
     scores = mask_scores(inputs, masks, ncut_scores, params.score)
     point_instance = point_instances(masks, labels)
     superpoint_instance = point_instances(masks, np.arange(n_superpoints))
