@@ -174,8 +174,12 @@ def _ncut_row(record: dict) -> str:
     if d.get("synthetic_mean"):
         m = d["synthetic_mean"]
         parts.append(f"{m['rooms']} generated rooms {m['ap']:.3f} / {m['ap50']:.3f} / {m['ap25']:.3f}")
-    return (f"| `ncut.py` | masked NCut vs a dense generalised eigensolver, and mask quality on scene0000_00 and "
-            f"synthetic rooms | {'; '.join(parts)} ({_where(record)}) |")
+    if d.get("perturbed_mean"):
+        m = d["perturbed_mean"]
+        parts.append(f"{m['copies']} perturbed copies of scene0000_00 {m['ap']:.3f} / {m['ap50']:.3f} / {m['ap25']:.3f} "
+                     f"(their superpoints as instances: AP50 {m['superpoints_ap50']:.3f})")
+    return (f"| `ncut.py` | masked NCut vs a dense generalised eigensolver, and mask quality on scene0000_00 (and "
+            f"`--perturbed` copies of it) and synthetic rooms | {'; '.join(parts)} ({_where(record)}) |")
 
 
 def _train_memory_row(record: dict) -> str:

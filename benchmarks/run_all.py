@@ -29,7 +29,7 @@ QUICK_OUT = REPO / "benchmarks" / "out" / "quick"
 # name -> (full-mode arguments, quick-mode arguments); "{out}" in them is the results folder
 BENCHMARKS = {
     "superpoints": ([], ["--quick"]),
-    "ncut": ([], ["--quick"]),
+    "ncut": (["--perturbed", "3"], ["--quick"]),
     "tracking": ([], ["--quick"]),
     "backproject": ([], ["--quick"]),
     "scaling": ([], ["--quick"]),

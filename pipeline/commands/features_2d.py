@@ -101,13 +101,11 @@ def _empty_artifact(out_path, n_points: int, n_superpoints: int, params: Feature
 def _point_color_artifact(out_path, vertices, colors, labels, n_superpoints: int, params: Features2dParams,
                           inputs: list) -> Path:
     """The colour modality of a scene without frames, from its points' colours."""
-    from pipeline.unscene3d.features.aggregate import superpoint_features
-    from pipeline.unscene3d.features.color import point_color_features
+    from pipeline.unscene3d.features.color import point_color_superpoint_features
 
-    point_features = point_color_features(vertices, colors, params.handcrafted)
-    features, weight = superpoint_features(point_features, labels, n_superpoints)
+    features, weight = point_color_superpoint_features(vertices, colors, labels, n_superpoints, params.handcrafted)
     log.info("features_2d: no frames; %d-d colour features from the points' colours for %d superpoints",
-             point_features.shape[1], n_superpoints)
+             features.shape[1], n_superpoints)
     arrays = {
         "superpoint_features": features,
         "superpoint_weight": weight,
@@ -115,7 +113,7 @@ def _point_color_artifact(out_path, vertices, colors, labels, n_superpoints: int
         "frames_used": np.zeros(0, np.int64),
     }
     attrs = {"empty": False, "empty_reason": "", "source": "point_colors", "backend": "handcrafted",
-             "feature_dim": int(point_features.shape[1]), "n_frames_used": 0, "n_frames_seeing_points": 0,
+             "feature_dim": int(features.shape[1]), "n_frames_used": 0, "n_frames_seeing_points": 0,
              "n_points_visible": int(len(vertices)), "resumed_from_frame": -1}
     return write_artifact(out_path, "features_2d", arrays, params=params.to_dict(), inputs=inputs, attrs=attrs)
 

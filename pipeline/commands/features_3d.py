@@ -28,23 +28,26 @@ log = logging.getLogger(__name__)
 
 
 
-def point_features_3d(vertices: np.ndarray, normals: np.ndarray, colors: np.ndarray,
-                      params: Features3dParams) -> np.ndarray:
+def superpoint_features_3d(vertices: np.ndarray, normals: np.ndarray, colors: np.ndarray, labels: np.ndarray,
+                           n_superpoints: int, params: Features3dParams) -> tuple[np.ndarray, np.ndarray]:
+    """((S, C) unit-length superpoint features, (S,) points per superpoint) of the chosen backend."""
     from pipeline.devices import resolve_device
     from pipeline.unscene3d.features import geometric
+    from pipeline.unscene3d.features.aggregate import superpoint_features
 
     if params.backend == "handcrafted":
-        return geometric.geometric_point_features(vertices, normals, params.handcrafted)
+        return geometric.geometric_superpoint_features(vertices, normals, labels, n_superpoints, params.handcrafted)
     if params.backend == "csc":
         from pipeline.unscene3d.features import csc
 
         model, _ = csc.load_csc_checkpoint(params.csc["checkpoint"])
-        return csc.csc_point_features(model, vertices, colors, int(params.csc["feature_level"]), resolve_device(params.device))
+        point_features = csc.csc_point_features(model, vertices, colors, int(params.csc["feature_level"]),
+                                                resolve_device(params.device))
+        return superpoint_features(point_features, labels, n_superpoints)
     raise InputError(None, f"features_3d.backend must be 'handcrafted' or 'csc', got {params.backend!r}")
 
 
 def run_features_3d(scene_h5, superpoints_h5, out_path, params: Features3dParams | dict | None = None) -> Path:
-    from pipeline.unscene3d.features.aggregate import superpoint_features
     from pipeline.unscene3d.features.structure import structure_superpoints, superpoint_boxes
 
     params = Features3dParams.from_dict(params)
@@ -56,8 +59,8 @@ def run_features_3d(scene_h5, superpoints_h5, out_path, params: Features3dParams
     if len(labels) != len(scene["vertices"]):
         raise InputError(superpoints_h5, f"has {len(labels)} point labels but {scene_h5} has {len(scene['vertices'])} points")
     n_superpoints = int(labels.max()) + 1 if len(labels) else 0
-    point_features = point_features_3d(scene["vertices"], scene["normals"], scene["colors"], params)
-    features, weight = superpoint_features(point_features, labels, n_superpoints)
+    features, weight = superpoint_features_3d(scene["vertices"], scene["normals"], scene["colors"], labels,
+                                              n_superpoints, params)
     structure = structure_superpoints(scene["vertices"], labels, n_superpoints, params.structure)
     box_min, box_max = superpoint_boxes(scene["vertices"], labels, n_superpoints, params.structure["up_axis"])
     log.info("features_3d: %s backend, %d-d features for %d superpoints; %d of them (%d points) room structure",

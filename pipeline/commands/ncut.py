@@ -8,10 +8,12 @@ Artifact ``ncut``:
   superpoint_instance (S,)   i32   mask index of each superpoint, -1 where none
   instance_score      (M,)   f32   the rank of each mask by ``score`` (default: boundary contrast)
   ncut_score          (M,)   f32   1 - NCut(mask, rest) / 2 of the cut that produced the mask (before splitting)
-  mask_parent         (M,)   i64   index of the iteration's mask each mask was split from (``split_max_ncut``)
+  mask_parent         (M,)   i64   index of the iteration's mask each mask was split from (``split_max_ncut``;
+                                   a merged mask (``merge_min_ncut``): its first part's)
 attrs: modality (2d/3d/both), color_source (frames, point_colors or "" without 2D), tau_cut,
 n_iterations, n_rejected, n_background (candidates rejected by the extent test), stop_reason,
-affinity_density, n_masks, n_masks_before_split, n_split (masks cut again), score, n_structure_masked (-1: features_3d.h5 has no structure flags),
+affinity_density, n_masks, n_masks_before_split, n_split (masks cut again), n_merged (masks joined into
+another), score, n_structure_masked (-1: features_3d.h5 has no structure flags),
 extent_test (whether superpoint boxes were there for it).
 """
 
@@ -127,11 +129,13 @@ def mask_scores(inputs: NCutInputs, masks: np.ndarray, ncut_scores: np.ndarray, 
 
 
 def run_ncut(superpoints_h5, features_2d_h5, features_3d_h5, out_path, params: NcutParams | dict | None = None) -> Path:
-    from pipeline.unscene3d.ncut import masked_ncut, point_instances, split_masks
+    from pipeline.unscene3d.ncut import masked_ncut, merge_masks, point_instances, split_masks
 
     params = NcutParams.from_dict(params)
     if params.split_max_ncut < 0:
         raise InputError(None, f"ncut.split_max_ncut must be >= 0 (0 = no splitting), got {params.split_max_ncut}")
+    if params.merge_min_ncut < 0:
+        raise InputError(None, f"ncut.merge_min_ncut must be >= 0 (0 = no merging), got {params.merge_min_ncut}")
     inputs = prepare_ncut(superpoints_h5, features_2d_h5, features_3d_h5, params)
     labels = inputs.point_superpoint
     n_superpoints = inputs.above.shape[0]
@@ -142,6 +146,10 @@ def run_ncut(superpoints_h5, features_2d_h5, features_3d_h5, out_path, params: N
                                 float(params.eps), solver=params.solver, dense_below=params.dense_below,
                                 tol=float(params.solver_tol), seed=params.seed)
     n_split = int((np.bincount(parent, minlength=len(result.masks)) > 1).sum())  # masks cut into several parts
+    # ... and touching masks no boundary separates (the iteration halved an object) joined again.
+    n_parts = len(masks)
+    masks, first = merge_masks(inputs.above, inputs.adjacency, masks, float(params.merge_min_ncut), float(params.eps))
+    parent = parent[first]
     ncut_scores = result.scores[parent]
     scores = mask_scores(inputs, masks, ncut_scores, params.score)
     point_instance = point_instances(masks, labels)
@@ -149,10 +157,11 @@ def run_ncut(superpoints_h5, features_2d_h5, features_3d_h5, out_path, params: N
     density = float(inputs.above.nnz) / max(1, n_superpoints**2)
     n_background = sum(1 for step in result.iterations if step.get("background"))
     log.info("ncut: %s features, tau_cut %.2f, affinity density %.3f, %d structure superpoints masked: %d masks in "
-             "%d iterations (%d rejected, %d of them as background; stop: %s); %d of them split again (NCut <= %.2f): "
-             "%d masks", inputs.modality, inputs.tau, density, max(0, inputs.notes["n_structure_masked"]),
-             len(result.masks), result.n_iterations, result.n_rejected, n_background, result.stop_reason, n_split,
-             params.split_max_ncut, len(masks))
+             "%d iterations (%d rejected, %d of them as background; stop: %s); %d of them split again (NCut <= %.2f), "
+             "%d joined (NCut > %.2f): %d masks", inputs.modality, inputs.tau, density,
+             max(0, inputs.notes["n_structure_masked"]), len(result.masks), result.n_iterations, result.n_rejected,
+             n_background, result.stop_reason, n_split, params.split_max_ncut, n_parts - len(masks),
+             params.merge_min_ncut, len(masks))
     arrays = {
         "masks": masks,
         "point_instance": point_instance,
@@ -164,7 +173,7 @@ def run_ncut(superpoints_h5, features_2d_h5, features_3d_h5, out_path, params: N
     attrs = {"modality": inputs.modality, "tau_cut": inputs.tau, "n_iterations": result.n_iterations,
              "n_rejected": result.n_rejected, "n_background": n_background, "stop_reason": result.stop_reason,
              "affinity_density": density, "n_masks": int(len(masks)), "n_masks_before_split": int(len(result.masks)),
-             "n_split": n_split, "score": params.score, **inputs.notes}
+             "n_split": n_split, "n_merged": int(n_parts - len(masks)), "score": params.score, **inputs.notes}
     return write_artifact(out_path, "ncut", arrays, params=params.to_dict(),
                           inputs=[str(superpoints_h5), str(features_2d_h5), str(features_3d_h5)], attrs=attrs)
 

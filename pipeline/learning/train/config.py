@@ -75,15 +75,18 @@ NO_ROTATION = {"rotate": False}
 # The demo preset departs from the papers in two measured ways (README "Quality on real scans"); the
 # paper preset keeps their form (no auxiliaries, stage 3 on the confident predictions alone):
 # - LESS's auxiliaries in every phase (`loss: {area: 0.1, contrastive: 0.5}`): without them the
-#   student does not fit its targets at this budget and each self-training round lowers it;
+#   student did not fit its targets at this budget and each self-training round lowered it;
 # - stage 3 keeps the stage-2 file masks (M^0) and adds the confident predictions they miss, as
 #   UnScene3D's self-training does, instead of the predictions alone (the granularity-consistent paper).
 # scene0000_00 (benchmarks/real_scan.py, seeds 0-2), the student alone, AP / AP50 / AP25 after the NCut
-# phase -> after self-training: 6.3 / 14.4 / 39.6 -> 8.0 / 14.6 / 43.0 with both (AP up in every seed),
-# 3.5 / 10.0 / 34.5 -> 1.9 / 5.4 / 33.3 with neither (down in every seed); with M^0 kept but no LESS
-# (seed 0) 17.8 -> 6.5 AP50. The final labels, which keep the NCut masks, are 10.6 / 20.8 / 46.5 either way.
+# phase -> after self-training, measured on one machine: 6.3 / 14.4 / 39.6 -> 8.0 / 14.6 / 43.0 with both,
+# 3.5 / 10.0 / 34.5 -> 1.9 / 5.4 / 33.3 with neither. On another CPU the same settings lowered the student
+# in both seeds run (AP 9.9 -> 4.1, 8.1 -> 6.0): the round's effect is within the run-to-run spread. With
+# the 2048-wide NCut masks (46 of them, more than the demo model's 40 queries): 2.6 / 8.1 / 37.4 ->
+# 2.1 / 6.6 / 33.9; 100 queries or a 10x lower self-training learning rate did not do better. The final
+# labels keep the NCut masks and score at least what they score (README "Quality on real scans").
 # Demo rooms (benchmarks/curriculum.py, LESS, seeds 0-2): 30.6 / 48.3 / 67.2 -> 35.5 / 52.0 / 62.9 with M^0
-# kept (AP up in every seed), -> 17.3 / 32.1 / 54.0 on the predictions alone.
+# kept, -> 17.3 / 32.1 / 54.0 on the predictions alone.
 LESS = {"area": 0.1, "contrastive": 0.5}
 DEMO_FULL_SCENE = ["ncut", "lifted", "predicted"]
 PRESETS: dict[str, dict] = {

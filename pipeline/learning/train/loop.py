@@ -243,6 +243,11 @@ class Trainer:
             # self.predicted holds the confident predictions; add those no other source covers.
             novel = novel_masks(self.predicted[scene_index], targets, scene.sp_size, self.config.unsupervised.novel_iou)
             targets = np.concatenate([targets, novel]) if len(targets) else novel
+        if len(targets) > self.model_config.n_queries:
+            # Hungarian matching gives each target its own query: the rest never teach anything.
+            log.warning("%s: %d pseudo-masks in phase %s but the model has %d queries; %d of them are never matched "
+                        "(raise train.model.n_queries)", scene.name, len(targets), phase.name,
+                        self.model_config.n_queries, len(targets) - self.model_config.n_queries)
         return targets
 
     def _start_phase(self) -> None:

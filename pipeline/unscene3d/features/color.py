@@ -10,8 +10,12 @@ similarity of averaged features approximates a Gaussian-kernel similarity of col
 (see ``pipeline.unscene3d.features.fourier``). Deterministic: the projection is fixed by ``seed``.
 
 A scene without frames (a coloured point cloud) gets the same descriptor from its points' own
-colours (``point_color_features``): the window becomes the ``point_neighbours`` nearest points, and
-the embedding (weights, bandwidth, projection) is the image path's, so both describe colour alike.
+colours (``point_color_superpoint_features``): the window becomes the ``point_neighbours`` nearest
+points; weights and bandwidth are the image path's, so both describe colour alike, but the embedding
+is ``point_n_features`` wide (2048) and summed into superpoint means a chunk of points at a time.
+A superpoint's feature is a Monte-Carlo estimate of its kernel mean, and the error of the cosine
+between two of them falls as one over the square root of the width: with the image path's 64 it
+was large enough to move pairs across NCut's binarisation threshold (see ``fourier``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.unscene3d.backproject import FeatureBatch
-from pipeline.unscene3d.features.fourier import random_fourier_features
+from pipeline.unscene3d.features.fourier import fourier_embedding, random_fourier_features
 from pipeline.params import HANDCRAFTED_2D
 
 # The defaults are defined once, in pipeline/params.py.
@@ -101,8 +105,9 @@ def neighbour_statistics(values: np.ndarray, neighbours: np.ndarray) -> tuple[np
     return gathered.mean(axis=1), gathered.std(axis=1)
 
 
-def point_color_features(points: np.ndarray, colors: np.ndarray, params: dict | None = None) -> np.ndarray:
-    """(N, n_features) colour features of a point cloud: the image descriptor on k-nearest points."""
+def point_color_descriptors(points: np.ndarray, colors: np.ndarray, params: dict | None = None) -> np.ndarray:
+    """(N, 9) the image descriptor of a point cloud, weighted: Lab colour, mean and standard
+    deviation of Lab over the ``point_neighbours`` nearest points."""
     from scipy.spatial import cKDTree
 
     p = {**DEFAULT_PARAMS, **(params or {})}
@@ -114,7 +119,27 @@ def point_color_features(points: np.ndarray, colors: np.ndarray, params: dict | 
         mean, std = neighbour_statistics(lab, neighbours)
     else:
         mean, std = lab, np.zeros_like(lab)
-    descriptor = np.concatenate((lab * p["color_weight"], mean * p["local_mean_weight"], std * p["local_std_weight"]), axis=1)
-    embedded = random_fourier_features(torch.as_tensor(descriptor, dtype=torch.float32), int(p["n_features"]),
-                                       float(p["bandwidth"]), int(p["seed"]))
-    return embedded.numpy()
+    return np.concatenate((lab * p["color_weight"], mean * p["local_mean_weight"], std * p["local_std_weight"]),
+                          axis=1).astype(np.float32)
+
+
+def point_color_features(points: np.ndarray, colors: np.ndarray, params: dict | None = None) -> np.ndarray:
+    """(N, n_features) colour features of a point cloud: the image descriptor on k-nearest points,
+    embedded with the image path's projection (``n_features`` wide)."""
+    p = {**DEFAULT_PARAMS, **(params or {})}
+    descriptor = torch.as_tensor(point_color_descriptors(points, colors, p))
+    return random_fourier_features(descriptor, int(p["n_features"]), float(p["bandwidth"]), int(p["seed"])).numpy()
+
+
+def point_color_superpoint_features(points: np.ndarray, colors: np.ndarray, point_superpoint: np.ndarray,
+                                    n_superpoints: int, params: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """((S, point_n_features) unit-length superpoint means of the points' colour embedding, (S,)
+    points per superpoint), embedded a chunk of points at a time. ``point_n_features`` is wider than
+    the per-pixel ``n_features``: with few random features the cosine of two superpoints' means
+    is a noisy estimate of their kernel similarity, and NCut's binarised graph follows the noise."""
+    from pipeline.unscene3d.features.aggregate import embedded_superpoint_features
+
+    p = {**DEFAULT_PARAMS, **(params or {})}
+    return embedded_superpoint_features(point_color_descriptors(points, colors, p), point_superpoint, n_superpoints,
+                                        fourier_embedding(int(p["point_n_features"]), float(p["bandwidth"]),
+                                                          int(p["seed"])))

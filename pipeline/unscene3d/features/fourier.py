@@ -5,12 +5,20 @@ z(x) . z(y) ~ exp(-|x - y|^2 / (2 bandwidth^2)) (Rahimi & Recht, 2007). Used by 
 backends: the cosine of two *averaged* embeddings is then a normalised kernel-mean similarity of
 the two sets of raw descriptors, which is what NCut's cosine affinity needs (raw colour or
 histogram vectors have large common offsets that make their plain cosine nearly constant).
+
+The estimate's error shrinks as 1 / sqrt(n_features), and it is a property of the projection, so
+averaging many points does not remove it. NCut binarises the affinity at ``tau_cut``, so pairs near
+the threshold follow the projection's seed: with 64 features scene0000_00's NCut masks scored AP50
+20.8, 15.0 and 6.9 for seeds 0, 1 and 2, with 2048 24.0, 26.1 and 28.3. The point-cloud backends
+therefore embed 2048 features and sum them per superpoint a chunk of points at a time
+(``aggregate.embedded_superpoint_features``): the width costs time, not memory.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 
@@ -29,3 +37,11 @@ def random_fourier_features(x: torch.Tensor, n_features: int, bandwidth: float, 
     weight, phase = fourier_projection(x.shape[-1], n_features, bandwidth, seed)
     weight, phase = weight.to(x.device), phase.to(x.device)
     return math.sqrt(2.0 / n_features) * torch.cos(x.float() @ weight + phase)
+
+
+def fourier_embedding(n_features: int, bandwidth: float, seed: int = 0):
+    """``random_fourier_features`` as a numpy function (n, d) -> (n, n_features), for
+    ``aggregate.embedded_superpoint_features``."""
+    def embed(x):
+        return random_fourier_features(torch.as_tensor(np.asarray(x, np.float32)), n_features, bandwidth, seed).numpy()
+    return embed

@@ -145,3 +145,20 @@ def test_merged_sources_rank_in_the_order_the_targets_name_them():
     masks, kept = file_targets(sources, ["lifted", "ncut"], sizes, 0.5, scores)
     np.testing.assert_array_equal(masks, [lifted[0], lifted[1], ncut[1]])
     assert kept.tolist() == pytest.approx([0.9, 0.8, 0.4 * 0.8], abs=1e-5)
+
+
+def test_more_pseudo_masks_than_queries_is_logged(caplog):
+    """Each target needs a query of its own; the ones beyond the model's queries never teach it."""
+    scene, _, gt_box = room_scene(0, "tiny", with_boxes=False)
+    masks = gt_superpoint_masks(scene, gt_box)
+    scene.sources["ncut"] = masks
+    phases = [{"stage": "multi_view", "iterations": 1}]
+    config = {**TINY, "model": {**TINY_MODEL, "n_queries": len(masks) - 2}, "unsupervised": {"phases": phases}}
+    trainer = Trainer([scene], resolve(config), "unsupervised", ["object"])
+    assert len(trainer.phase_targets(0, trainer.phases[0])) == len(masks)
+    assert f"{len(masks)} pseudo-masks in phase phase0 but the model has {len(masks) - 2} queries; 2 of them" in caplog.text
+    caplog.clear()
+    enough = {**config, "model": {**TINY_MODEL, "n_queries": len(masks)}}
+    other = Trainer([scene], resolve(enough), "unsupervised", ["object"])
+    other.phase_targets(0, other.phases[0])
+    assert "pseudo-masks in phase" not in caplog.text

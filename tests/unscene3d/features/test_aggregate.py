@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline.unscene3d.features.aggregate import superpoint_features
+from pipeline.unscene3d.features.aggregate import embedded_superpoint_features, superpoint_features
 
 
 def test_visibility_weighted_mean_is_l2_normalised():
@@ -25,3 +25,22 @@ def test_unweighted_mean_and_label_checks():
     assert total.tolist() == [0.0, 2.0]
     with pytest.raises(ValueError, match="superpoint ids"):
         superpoint_features(np.zeros((2, 2)), np.array([0, 2]), 2)
+
+
+def test_embedded_means_are_the_same_whatever_the_chunk():
+    from pipeline.unscene3d.features.fourier import fourier_embedding
+
+    rng = np.random.default_rng(0)
+    descriptor = rng.normal(size=(50, 3)).astype(np.float32)
+    labels = rng.integers(0, 4, 50)  # superpoint 4 has no points
+    weights = rng.integers(0, 3, 50)
+    embed = fourier_embedding(128, 1.0, seed=0)
+    whole, whole_total = superpoint_features(embed(descriptor), labels, 5, weights)
+    for chunk in (1, 7, 50, 1000):
+        mean, total = embedded_superpoint_features(descriptor, labels, 5, embed, weights, chunk=chunk)
+        assert mean == pytest.approx(whole, abs=1e-6) and total.tolist() == whole_total.tolist()
+    assert mean[4].tolist() == [0.0] * 128
+    empty, _ = embedded_superpoint_features(np.zeros((0, 3)), np.zeros(0, np.int64), 2, embed)
+    assert empty.shape == (2, 128)
+    with pytest.raises(ValueError, match="superpoint ids"):
+        embedded_superpoint_features(descriptor, labels + 5, 5, embed)

@@ -158,11 +158,11 @@ def test_point_cloud_scene_takes_its_colour_modality_from_the_point_colours(tmp_
     art = read_artifact(f2d, "features_2d")
     assert not art.attrs["empty"] and art.attrs["source"] == "point_colors" and art.attrs["n_frames_used"] == 0
     f = art["superpoint_features"]
-    assert f.shape == (4, 64) and art["superpoint_weight"].tolist() == np.bincount(labels).tolist()
+    assert f.shape == (4, 2048) and art["superpoint_weight"].tolist() == np.bincount(labels).tolist()
     similarity = f @ f.T  # quadrants 0 and 2 are red, 1 and 3 blue
     assert similarity[0, 2] > 0.95 and similarity[1, 3] > 0.95 and similarity[0, 1] < similarity[0, 2] - 0.3
     f3d = run_features_3d(scene_h5, tmp_path / "superpoints.h5", tmp_path / "features_3d.h5")
-    assert read_artifact(f3d, "features_3d")["superpoint_features"].shape == (4, 64)
+    assert read_artifact(f3d, "features_3d")["superpoint_features"].shape == (4, 2048)
     ncut = run_ncut(tmp_path / "superpoints.h5", f2d, f3d, tmp_path / "ncut.h5", {"min_segments": 1, "structure": "keep"})
     assert read_artifact(ncut, "ncut").attrs["modality"] == "both"
     assert read_artifact(ncut, "ncut").attrs["color_source"] == "point_colors"
