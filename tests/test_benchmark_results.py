@@ -143,3 +143,32 @@ def test_scaling_keep_takes_over_only_the_stages_this_run_did_not_measure(tmp_pa
     assert sizes[20] == {"lifted.h5": 0.4, "features_2d.h5": 0.3}  # only the sizes this run lacks
     with pytest.raises(ValueError, match="other frames"):
         scaling.take_over(path, [20, 40], "redkitchen", {}, {})
+
+
+def test_a_perturbed_copy_keeps_each_point_with_its_own_label(tmp_path):
+    """benchmarks/ncut.py --perturbed: a subsample, rotated about z and jittered, whose ground-truth
+    line i still belongs to its point i (each label here names its source point)."""
+    import numpy as np
+
+    import ncut as ncut_benchmark
+    from pipeline.io.ply import read_ply, write_ply
+
+    source = tmp_path / "scan"
+    source.mkdir()
+    rng = np.random.default_rng(0)
+    points = rng.uniform(-2, 2, (500, 3)).astype(np.float32)
+    write_ply(source / "points.ply", points, colors=rng.integers(0, 256, (500, 3)).astype(np.uint8))
+    (source / "scan.txt").write_text("\n".join(str(1000 + i) for i in range(500)) + "\n")
+    index = 1  # keeps 70 % of the points, turned by 0.6 rad
+    keep, angle = ncut_benchmark.PERTURBATIONS[index]
+    out = ncut_benchmark.perturbed_copy(source, tmp_path / "copies", index)
+    copy = read_ply(out / "points.ply")
+    labels = np.array((out / f"{out.name}.txt").read_text().split(), int)
+    assert len(copy.vertices) == len(labels) == int(keep * 500) and len(set(labels)) == len(labels)
+    c, s = np.cos(angle), np.sin(angle)
+    back = copy.vertices.astype(np.float64) @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])  # inverse rotation
+    assert np.abs(back - points[labels - 1000]).max() < 0.02  # 3 mm jitter
+    assert np.abs(copy.vertices - points[labels - 1000]).max() > 0.1  # it did turn
+    (source / "scan.txt").write_text("1\n2\n")
+    with pytest.raises(ValueError, match="2 labels for 500 points"):
+        ncut_benchmark.perturbed_copy(source, tmp_path / "copies", 0)
