@@ -41,7 +41,12 @@ def random_fourier_features(x: torch.Tensor, n_features: int, bandwidth: float, 
 
 def fourier_embedding(n_features: int, bandwidth: float, seed: int = 0):
     """``random_fourier_features`` as a numpy function (n, d) -> (n, n_features), for
-    ``aggregate.embedded_superpoint_features``."""
+    ``aggregate.embedded_superpoint_features``; the projection is drawn once, on the first call."""
+    projection = {}
+
     def embed(x):
-        return random_fourier_features(torch.as_tensor(np.asarray(x, np.float32)), n_features, bandwidth, seed).numpy()
+        x = torch.as_tensor(np.asarray(x, np.float32))
+        if "weight" not in projection:
+            projection["weight"], projection["phase"] = fourier_projection(x.shape[-1], n_features, bandwidth, seed)
+        return (math.sqrt(2.0 / n_features) * torch.cos(x @ projection["weight"] + projection["phase"])).numpy()
     return embed

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from pipeline.unscene3d.features.fourier import fourier_embedding, random_fourier_features
 
@@ -28,7 +29,7 @@ def superpoint_similarity_errors(n_features, bandwidth=0.6, seeds=range(5)):
 
 def test_point_embeddings_approximate_the_gaussian_kernel():
     x = np.array([[0.0, 0.0], [0.3, 0.0], [1.0, 1.0]], np.float32)
-    z = random_fourier_features(__import__("torch").as_tensor(x), 4096, bandwidth=0.5, seed=1).numpy()
+    z = random_fourier_features(torch.as_tensor(x), 4096, bandwidth=0.5, seed=1).numpy()
     exact = np.exp(-((x[:, None] - x[None]) ** 2).sum(-1) / (2 * 0.5**2))
     assert z @ z.T == pytest.approx(exact, abs=0.05)
 
@@ -48,3 +49,7 @@ def test_the_embedding_function_is_fixed_by_its_seed():
     assert fourier_embedding(32, 1.0, 3)(x) == pytest.approx(fourier_embedding(32, 1.0, 3)(x))
     assert not np.allclose(fourier_embedding(32, 1.0, 3)(x), fourier_embedding(32, 1.0, 4)(x))
     assert fourier_embedding(32, 1.0, 3)(x[:0]).shape == (0, 32)
+    # the same projection as the torch function, drawn once and reused for every chunk
+    embed = fourier_embedding(32, 1.0, 3)
+    expected = random_fourier_features(torch.as_tensor(x, dtype=torch.float32), 32, 1.0, 3).numpy()
+    assert embed(x[:2]) == pytest.approx(expected[:2], abs=1e-6) and embed(x[2:]) == pytest.approx(expected[2:], abs=1e-6)
