@@ -14,8 +14,9 @@ n_frames_seeing_points, n_points_visible, resumed_from_frame (-1 unless a killed
 
 A scene without frames (a coloured point cloud) takes its colour modality from the points' own
 colours (``point_colors: true``, the default): the weight-free colour descriptor of
-``pipeline.unscene3d.features.color.point_color_features`` with the ``handcrafted`` settings, whatever the
-backend (DINO needs images); every point counts as seen once. Without colours, or with
+``pipeline.unscene3d.features.color.point_color_superpoint_features`` with the ``handcrafted`` settings
+(embedded ``point_n_features`` wide), whatever the backend (DINO needs images); every point counts
+as seen once. Without colours, or with
 ``point_colors: false``, the artifact is empty as before.
 
 A killed run continues from ``features_2d.h5.resume/`` (see pipeline/io/resume.py): the running

@@ -312,16 +312,20 @@ def select_component(fg: np.ndarray, seed: int, adjacency: sparse.csr_matrix, ve
     return keep
 
 
-def ncut_score(above: sparse.csr_matrix, mask: np.ndarray, eps: float) -> float:
-    """1 - NCut(mask, rest) / 2 on the graph W = eps + (1 - eps) B."""
+def ncut_value(above: sparse.csr_matrix, mask: np.ndarray, eps: float) -> float:
+    """NCut(mask, rest) = cut / assoc(mask) + cut / assoc(rest) on the graph W = eps + (1 - eps) B."""
     d = degrees(above, eps)
     assoc_a = d[mask].sum()
     assoc_b = d[~mask].sum()
     size = int(mask.sum())
     inside = eps * size * size + (1 - eps) * above[mask][:, mask].sum()
     cut = assoc_a - inside
-    value = (cut / assoc_a if assoc_a > 0 else 0.0) + (cut / assoc_b if assoc_b > 0 else 0.0)
-    return float(np.clip(1.0 - value / 2.0, 0.0, 1.0))
+    return float((cut / assoc_a if assoc_a > 0 else 0.0) + (cut / assoc_b if assoc_b > 0 else 0.0))
+
+
+def ncut_score(above: sparse.csr_matrix, mask: np.ndarray, eps: float) -> float:
+    """1 - NCut(mask, rest) / 2, in [0, 1]."""
+    return float(np.clip(1.0 - ncut_value(above, mask, eps) / 2.0, 0.0, 1.0))
 
 
 def adjacency_matrix(pairs: np.ndarray, n: int) -> sparse.csr_matrix:
@@ -435,8 +439,7 @@ def split_recursively(above: sparse.csr_matrix, nodes: np.ndarray, max_ncut: flo
     side, _ = foreground(vector, 1.0)  # both sides are kept, so no inversion
     if side.sum() < min_segments or (~side).sum() < min_segments:
         return [nodes]
-    value = 2.0 * (1.0 - ncut_score(graph, side, eps))
-    if value > max_ncut:
+    if ncut_value(graph, side, eps) > max_ncut:
         return [nodes]
     return (split_recursively(above, nodes[side], max_ncut, min_segments, eps, solver, dense_below, tol, seed)
             + split_recursively(above, nodes[~side], max_ncut, min_segments, eps, solver, dense_below, tol, seed))
@@ -461,7 +464,7 @@ def pair_ncut(above: sparse.csr_matrix, first: np.ndarray, second: np.ndarray, e
     """NCut(A, B) of two disjoint masks on the graph of their union (W = eps + (1 - eps) B): near
     0 when few edges cross between them, near 1 or above when they are as linked as their insides."""
     nodes = np.flatnonzero(first | second)
-    return 2.0 * (1.0 - ncut_score(sparse.csr_matrix(above[nodes][:, nodes]), first[nodes], eps))
+    return ncut_value(sparse.csr_matrix(above[nodes][:, nodes]), first[nodes], eps)
 
 
 def merge_masks(above: sparse.csr_matrix, adjacency_pairs: np.ndarray, masks: np.ndarray, min_ncut: float,

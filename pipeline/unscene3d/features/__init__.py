@@ -6,7 +6,8 @@
 3D (per point):
   ``csc``       — sparse-convolution Res16UNet (spconv), loaded from this project's checkpoint format.
   ``geometric`` — weight-free baseline: normals, FPFH, height.
-``aggregate`` turns point features into L2-normalised superpoint features.
-``color.point_color_features`` gives a point cloud without frames its colour modality.
+``aggregate`` turns point features into L2-normalised superpoint features (wide kernel embeddings a
+chunk of points at a time). ``color.point_color_superpoint_features`` gives a point cloud without
+frames its colour modality.
 ``structure`` flags floor, walls and ceiling among superpoints, for NCut to mask out.
 """

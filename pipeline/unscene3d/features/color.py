@@ -127,8 +127,8 @@ def point_color_features(points: np.ndarray, colors: np.ndarray, params: dict | 
     """(N, n_features) colour features of a point cloud: the image descriptor on k-nearest points,
     embedded with the image path's projection (``n_features`` wide)."""
     p = {**DEFAULT_PARAMS, **(params or {})}
-    descriptor = torch.as_tensor(point_color_descriptors(points, colors, p))
-    return random_fourier_features(descriptor, int(p["n_features"]), float(p["bandwidth"]), int(p["seed"])).numpy()
+    embed = fourier_embedding(int(p["n_features"]), float(p["bandwidth"]), int(p["seed"]))
+    return embed(point_color_descriptors(points, colors, p))
 
 
 def point_color_superpoint_features(points: np.ndarray, colors: np.ndarray, point_superpoint: np.ndarray,

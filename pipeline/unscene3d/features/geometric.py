@@ -17,9 +17,8 @@ not computed while its weight is 0). It knows nothing about objects.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from pipeline.unscene3d.features.fourier import fourier_embedding, random_fourier_features
+from pipeline.unscene3d.features.fourier import fourier_embedding
 from pipeline.params import HANDCRAFTED_3D
 
 # The defaults are defined once, in pipeline/params.py.
@@ -66,8 +65,7 @@ def geometric_descriptors(points: np.ndarray, normals: np.ndarray, params: dict)
 def geometric_point_features(points: np.ndarray, normals: np.ndarray, params: dict | None = None) -> np.ndarray:
     """(N, n_features) kernel-embedded geometric features."""
     p = {**DEFAULT_PARAMS, **(params or {})}
-    descriptor = torch.as_tensor(geometric_descriptors(points, normals, p))
-    return random_fourier_features(descriptor, int(p["n_features"]), float(p["bandwidth"]), int(p["seed"])).numpy()
+    return fourier_embedding(int(p["n_features"]), float(p["bandwidth"]), int(p["seed"]))(geometric_descriptors(points, normals, p))
 
 
 def geometric_superpoint_features(points: np.ndarray, normals: np.ndarray, point_superpoint: np.ndarray,
